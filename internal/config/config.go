@@ -1,0 +1,191 @@
+// Package config owns the server's typed configuration: defaults, the YAML
+// file (whose keys are the flag names), ${ENV} expansion, and validation
+// that reports every problem at once. It imports nothing from this module.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Config is everything `customerkey serve` needs.
+type Config struct {
+	// DataDir holds the store, the barrier root key, the CA certificate and
+	// operator.json. Created if missing.
+	DataDir string `yaml:"data-dir"`
+	// Listen is the TCP address to serve HTTPS on.
+	Listen string `yaml:"listen"`
+	// PublicURL is how clients reach the server; token issuers and
+	// discovery documents use it. Default https://localhost:<listen port>.
+	PublicURL string `yaml:"public-url"`
+	// VaultDNSSuffix: vault {name} is served at https://{name}.{suffix}:{port}.
+	VaultDNSSuffix string `yaml:"vault-dns-suffix"`
+	// LogLevel is debug, info, warn or error; LogFormat is text or json.
+	LogLevel  string `yaml:"log-level"`
+	LogFormat string `yaml:"log-format"`
+	// TokenLifetime is how long access tokens live.
+	TokenLifetime time.Duration `yaml:"token-lifetime"`
+	// SigningKeyRotation is how often token signing keys are replaced.
+	SigningKeyRotation time.Duration `yaml:"signing-key-rotation"`
+	// ShutdownTimeout bounds the graceful shutdown on SIGTERM.
+	ShutdownTimeout time.Duration `yaml:"shutdown-timeout"`
+}
+
+// Default returns the defaults; PublicURL is derived from Listen by Complete.
+func Default() Config {
+	return Config{
+		DataDir:            defaultDataDir(),
+		Listen:             "127.0.0.1:8443",
+		VaultDNSSuffix:     "vault.localhost",
+		LogLevel:           "info",
+		LogFormat:          "text",
+		TokenLifetime:      time.Hour,
+		SigningKeyRotation: 24 * time.Hour,
+		ShutdownTimeout:    15 * time.Second,
+	}
+}
+
+func defaultDataDir() string {
+	if d := os.Getenv("XDG_DATA_HOME"); d != "" {
+		return filepath.Join(d, "customerkey")
+	}
+	if h, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(h, ".local", "share", "customerkey")
+	}
+	return "customerkey-data"
+}
+
+var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
+
+// LoadFile merges the YAML file at path over c. Unknown keys are errors,
+// and ${NAME} is replaced by the environment variable NAME (an unset one
+// is an error, so that a typo does not silently become "").
+func (c *Config) LoadFile(path string) error {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	var missing []string
+	expanded := envRef.ReplaceAllStringFunc(string(raw), func(m string) string {
+		name := envRef.FindStringSubmatch(m)[1]
+		v, ok := os.LookupEnv(name)
+		if !ok {
+			missing = append(missing, name)
+		}
+		return v
+	})
+	if len(missing) > 0 {
+		return fmt.Errorf("config: %s refers to unset environment variables: %s", path, strings.Join(missing, ", "))
+	}
+	dec := yaml.NewDecoder(bytes.NewReader([]byte(expanded)))
+	dec.KnownFields(true)
+	// An empty file decodes to io.EOF: it sets nothing, which is fine.
+	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("config: %s: %w", path, err)
+	}
+	return nil
+}
+
+// Complete fills derived defaults and makes paths absolute.
+func (c *Config) Complete() error {
+	if c.DataDir != "" {
+		abs, err := filepath.Abs(c.DataDir)
+		if err != nil {
+			return fmt.Errorf("config: data-dir: %w", err)
+		}
+		c.DataDir = abs
+	}
+	if c.PublicURL == "" {
+		if _, port, err := net.SplitHostPort(c.Listen); err == nil {
+			c.PublicURL = "https://localhost:" + port
+		}
+	}
+	c.PublicURL = strings.TrimSuffix(c.PublicURL, "/")
+	c.VaultDNSSuffix = strings.ToLower(strings.Trim(c.VaultDNSSuffix, "."))
+	return nil
+}
+
+var dnsName = regexp.MustCompile(`^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$`)
+
+// Validate reports every problem at once.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{key}, args...)...))
+	}
+	if c.DataDir == "" {
+		bad("data-dir", "is required")
+	}
+	if host, port, err := net.SplitHostPort(c.Listen); err != nil {
+		bad("listen", "%q is not host:port (for example 127.0.0.1:8443)", c.Listen)
+	} else if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+		bad("listen", "port %q is not a number from 0 to 65535", port)
+	} else if host != "" && net.ParseIP(host) == nil && host != "localhost" {
+		bad("listen", "host %q must be an IP address or localhost", host)
+	}
+	if u, err := url.Parse(c.PublicURL); err != nil || u.Scheme != "https" || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+		bad("public-url", "%q must be an https URL with no path, such as https://localhost:8443", c.PublicURL)
+	}
+	if !dnsName.MatchString(c.VaultDNSSuffix) {
+		bad("vault-dns-suffix", "%q is not a DNS name such as vault.localhost", c.VaultDNSSuffix)
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log-level", "%q must be debug, info, warn or error", c.LogLevel)
+	}
+	switch c.LogFormat {
+	case "text", "json":
+	default:
+		bad("log-format", "%q must be text or json", c.LogFormat)
+	}
+	if c.TokenLifetime < 5*time.Minute || c.TokenLifetime > 24*time.Hour {
+		bad("token-lifetime", "%s must be between 5m and 24h", c.TokenLifetime)
+	}
+	if c.SigningKeyRotation < time.Hour {
+		bad("signing-key-rotation", "%s must be at least 1h", c.SigningKeyRotation)
+	}
+	if c.ShutdownTimeout <= 0 {
+		bad("shutdown-timeout", "%s must be positive", c.ShutdownTimeout)
+	}
+	return errors.Join(errs...)
+}
+
+// Port is the port of PublicURL (443 when it names none).
+func (c Config) Port() string {
+	u, err := url.Parse(c.PublicURL)
+	if err != nil || u.Port() == "" {
+		return "443"
+	}
+	return u.Port()
+}
+
+// Host is the host name of PublicURL.
+func (c Config) Host() string {
+	u, err := url.Parse(c.PublicURL)
+	if err != nil {
+		return ""
+	}
+	return u.Hostname()
+}
+
+// VaultResource is the resource the vault challenge names and vault tokens
+// carry as audience: https://{vault-dns-suffix}:{port}.
+func (c Config) VaultResource() string {
+	if p := c.Port(); p != "443" {
+		return "https://" + c.VaultDNSSuffix + ":" + p
+	}
+	return "https://" + c.VaultDNSSuffix
+}
