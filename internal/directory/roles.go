@@ -150,6 +150,10 @@ func (d *Directory) AssignRole(ctx context.Context, c Caller, tid, roleID, princ
 	if !ok {
 		return RoleAssignment{}, errkind.Errorf(errkind.Invalid, "the role %q is not a directory role; use one of the ids of GET /v1.0/roleManagement/directory/roleDefinitions", roleID)
 	}
+	if !IsGUID(principalID) {
+		return RoleAssignment{}, ErrPrincipalNotFound
+	}
+	principalID = lower(principalID)
 	if err := d.Authorize(ctx, c, tid, ManageRoleAssignments); err != nil {
 		d.recordDenied(ctx, c, tid, action, principalID, err)
 		return RoleAssignment{}, err
@@ -211,8 +215,11 @@ func (d *Directory) RoleAssignment(ctx context.Context, c Caller, tid, id string
 		return RoleAssignment{}, err
 	}
 	var ra RoleAssignment
+	if !IsGUID(id) {
+		return ra, ErrAssignmentMissing
+	}
 	err := d.store.View(ctx, func(tx storage.Tx) error {
-		_, err := getJSON(tx, kRole+tid+"/"+id, &ra)
+		_, err := getJSON(tx, kRole+lower(tid)+"/"+lower(id), &ra)
 		return notFound(err, ErrAssignmentMissing)
 	})
 	return ra, err
@@ -225,6 +232,10 @@ func (d *Directory) RemoveRoleAssignment(ctx context.Context, c Caller, tid, id 
 		d.recordDenied(ctx, c, tid, action, id, err)
 		return err
 	}
+	if !IsGUID(id) {
+		return ErrAssignmentMissing
+	}
+	tid, id = lower(tid), lower(id)
 	return d.store.Update(ctx, func(tx storage.Tx) error {
 		var ra RoleAssignment
 		if _, err := getJSON(tx, kRole+tid+"/"+id, &ra); err != nil {

@@ -51,6 +51,9 @@ func (d *Directory) CreateUser(ctx context.Context, c Caller, tid string, spec U
 		return User{}, err
 	}
 	upn := lower(spec.UserPrincipalName)
+	if strings.ContainsFunc(upn, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		return User{}, errkind.Errorf(errkind.Invalid, "the user principal name must not contain control characters")
+	}
 	local, domain, ok := strings.Cut(upn, "@")
 	if !ok || local == "" || len(upn) > 113 || strings.ContainsAny(local, " @\"<>()[]\\,;:/") {
 		return User{}, errkind.Errorf(errkind.Invalid, "the user principal name %q must look like alias@%s", spec.UserPrincipalName, t.DefaultDomain)
@@ -105,6 +108,9 @@ func (d *Directory) User(ctx context.Context, c Caller, tid, idOrUPN string) (Us
 
 func (d *Directory) userRecord(ctx context.Context, tid, idOrUPN string) (userRecord, error) {
 	var u userRecord
+	if !IsGUID(tid) || storage.CheckKey(kUPN+lower(idOrUPN)) != nil {
+		return u, ErrUserNotFound
+	}
 	err := d.store.View(ctx, func(tx storage.Tx) error {
 		key := kUser + lower(tid) + "/" + lower(idOrUPN)
 		if !IsGUID(idOrUPN) {

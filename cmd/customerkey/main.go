@@ -1,0 +1,109 @@
+// Command customerkey is the customerkey server (`customerkey serve`) and
+// the command-line client for every setup step.
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/customerkey/customerkey/internal/app"
+	"github.com/customerkey/customerkey/internal/buildinfo"
+	"github.com/customerkey/customerkey/internal/cli"
+	"github.com/customerkey/customerkey/internal/config"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	root := &cobra.Command{
+		Use:           "customerkey",
+		Short:         "Customer-held root keys for a multi-tenant service",
+		Version:       buildinfo.String(),
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(serveCmd())
+	cli.AddCommands(root)
+	root.SetArgs(cli.RewriteCmdlet(os.Args[1:]))
+	if err := root.ExecuteContext(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "customerkey:", err)
+		os.Exit(1)
+	}
+}
+
+func serveCmd() *cobra.Command {
+	cfg := config.Default()
+	var file string
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the server: identity, Graph, Resource Manager, key vaults and Customer Key APIs",
+		Long: `Run the server on one HTTPS port.
+
+On first start it creates, under --data-dir: the store, the barrier root key,
+a local CA (ca.pem) and server certificate, the operator tenant with its admin
+application, and operator.json (mode 0600) with the operator's credentials.
+Later starts reuse all of it. SIGTERM or Ctrl-C shuts down gracefully.
+
+A YAML file given with --config may set any flag by its name; flags win.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			merged := config.Default()
+			if file != "" {
+				if err := merged.LoadFile(file); err != nil {
+					return err
+				}
+			}
+			fs := cmd.Flags()
+			if fs.Changed("data-dir") {
+				merged.DataDir = cfg.DataDir
+			}
+			if fs.Changed("listen") {
+				merged.Listen = cfg.Listen
+			}
+			if fs.Changed("public-url") {
+				merged.PublicURL = cfg.PublicURL
+			}
+			if fs.Changed("vault-dns-suffix") {
+				merged.VaultDNSSuffix = cfg.VaultDNSSuffix
+			}
+			if fs.Changed("log-level") {
+				merged.LogLevel = cfg.LogLevel
+			}
+			if fs.Changed("log-format") {
+				merged.LogFormat = cfg.LogFormat
+			}
+			if err := merged.Complete(); err != nil {
+				return err
+			}
+			if err := merged.Validate(); err != nil {
+				return fmt.Errorf("configuration:\n%w", err)
+			}
+			return app.Run(cmd.Context(), merged, newLogger(merged))
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&file, "config", "", "YAML configuration file")
+	f.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "data directory (created if missing)")
+	f.StringVar(&cfg.Listen, "listen", cfg.Listen, "address to serve HTTPS on")
+	f.StringVar(&cfg.PublicURL, "public-url", "", "URL clients use (default https://localhost:<listen port>)")
+	f.StringVar(&cfg.VaultDNSSuffix, "vault-dns-suffix", cfg.VaultDNSSuffix, "vaults are served at https://<name>.<suffix>:<port>")
+	f.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error")
+	f.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "text or json")
+	return cmd
+}
+
+func newLogger(c config.Config) *slog.Logger {
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(c.LogLevel))
+	opts := &slog.HandlerOptions{Level: lvl}
+	if c.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}
