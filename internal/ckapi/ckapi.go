@@ -288,7 +288,7 @@ var codes = map[errkind.Kind]string{
 	errkind.AlreadyExists:      "Conflict",
 	errkind.Conflict:           "Conflict",
 	errkind.FailedPrecondition: "PreconditionFailed",
-	errkind.Unauthenticated:    "Unauthorized",
+	errkind.Unauthenticated:    "InvalidAuthenticationToken",
 	errkind.PermissionDenied:   "Forbidden",
 	errkind.TooManyRequests:    "TooManyRequests",
 	errkind.TooLarge:           "PayloadTooLarge",
@@ -309,7 +309,9 @@ func (rd renderer) RenderError(w http.ResponseWriter, r *http.Request, err error
 	k := errkind.KindOf(err)
 	var body ErrorBody
 	body.Error.Code = codes[k]
-	if e, ok := errkind.As(err); ok && e.Code != "" && k != errkind.Internal {
+	// A domain's reason code refines the kind's, except for sign-in
+	// failures, whose codes belong to the token service's surface.
+	if e, ok := errkind.As(err); ok && e.Code != "" && k != errkind.Internal && k != errkind.Unauthenticated {
 		body.Error.Code = e.Code
 	}
 	body.Error.Message = errkind.Public(err)

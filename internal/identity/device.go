@@ -86,7 +86,7 @@ func (s *Service) StartDeviceCode(ctx context.Context, tenant, clientID, scope s
 		return DeviceAuthorization{}, err
 	}
 	actor = appActor(clientID, "", "", t.ID)
-	var target = scope
+	target := scope
 	da, err := func() (DeviceAuthorization, error) {
 		if clientID == "" {
 			return DeviceAuthorization{}, errMissingParam("client_id")
