@@ -69,6 +69,8 @@ type Server struct {
 type Options struct {
 	// KDF overrides the password hashing cost (tests make it cheap).
 	KDF directory.KDFParams
+	// DeviceCodeInterval overrides how often device-code clients poll.
+	DeviceCodeInterval time.Duration
 }
 
 // Open prepares a server: on first start it creates the data directory, the
@@ -107,6 +109,7 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, o Options) (
 		Store: s.store, Directory: s.dir, Audit: al, Log: log,
 		PublicURL: cfg.PublicURL, VaultResource: cfg.VaultResource(),
 		TokenLifetime: cfg.TokenLifetime, KeyRotation: cfg.SigningKeyRotation,
+		DeviceCodeInterval: o.DeviceCodeInterval,
 	})
 	if err != nil {
 		return nil, err
@@ -287,6 +290,11 @@ func (s *Server) background(ctx context.Context) {
 	for {
 		if err := s.ids.RotateKeysIfDue(ctx); err != nil && ctx.Err() == nil {
 			s.log.Error("rotating token signing keys", "err", err)
+		}
+		if n, err := s.ids.Sweep(ctx); err != nil && ctx.Err() == nil {
+			s.log.Error("sweeping expired sign-in state", "err", err)
+		} else if n > 0 {
+			s.log.Debug("swept expired sign-in state", "records", n)
 		}
 		select {
 		case <-ctx.Done():

@@ -53,7 +53,7 @@ func start(t *testing.T, dataDir string) *server {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	s, err := app.Open(ctx, cfg, log, app.Options{KDF: directory.KDFParams{Time: 1, MemKiB: 64, Threads: 1}})
+	s, err := app.Open(ctx, cfg, log, app.Options{KDF: directory.KDFParams{Time: 1, MemKiB: 64, Threads: 1}, DeviceCodeInterval: time.Second})
 	if err != nil {
 		cancel()
 		t.Fatalf("app.Open() err = %v", err)
