@@ -49,6 +49,16 @@ func (g *globals) printer(cmd *cobra.Command) (printer, error) {
 	return printer{}, fmt.Errorf("--output %q: use table or json", g.output)
 }
 
+// begin resolves the session and the printer every command needs.
+func (g *globals) begin(cmd *cobra.Command) (*session, printer, error) {
+	pr, err := g.printer(cmd)
+	if err != nil {
+		return nil, printer{}, err
+	}
+	s, err := g.resolve()
+	return s, pr, err
+}
+
 // print writes v as JSON, or as a table of headers and rows.
 func (p printer) print(v any, headers []string, rows [][]string) error {
 	if p.format == "json" {

@@ -31,11 +31,7 @@ func spCmd(g *globals) *cobra.Command {
 		Long:  "Show the service principal of an application in the signed-in tenant.\nThe seed's `Get-AzADServicePrincipal -ServicePrincipalName ID` is accepted too.",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			pr, err := g.printer(cmd)
-			if err != nil {
-				return err
-			}
-			s, err := g.resolve()
+			s, pr, err := g.begin(cmd)
 			if err != nil {
 				return err
 			}
@@ -63,11 +59,7 @@ func spCmd(g *globals) *cobra.Command {
 		Long:  "Register an application's service principal in the signed-in tenant (needs Global\nAdministrator or Application Administrator). The seed's\n`New-AzADServicePrincipal -ApplicationId ID` is accepted too.",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			pr, err := g.printer(cmd)
-			if err != nil {
-				return err
-			}
-			s, err := g.resolve()
+			s, pr, err := g.begin(cmd)
 			if err != nil {
 				return err
 			}
@@ -86,11 +78,7 @@ func spCmd(g *globals) *cobra.Command {
 		Short: "List the service principals of the signed-in tenant",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			pr, err := g.printer(cmd)
-			if err != nil {
-				return err
-			}
-			s, err := g.resolve()
+			s, pr, err := g.begin(cmd)
 			if err != nil {
 				return err
 			}
@@ -133,11 +121,7 @@ func userCmd(g *globals) *cobra.Command {
 		Short: "Create a user; without --password one is generated and shown once",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			pr, err := g.printer(cmd)
-			if err != nil {
-				return err
-			}
-			s, err := g.resolve()
+			s, pr, err := g.begin(cmd)
 			if err != nil {
 				return err
 			}
@@ -173,11 +157,7 @@ func userCmd(g *globals) *cobra.Command {
 		Short: "List users",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			pr, err := g.printer(cmd)
-			if err != nil {
-				return err
-			}
-			s, err := g.resolve()
+			s, pr, err := g.begin(cmd)
 			if err != nil {
 				return err
 			}
@@ -218,10 +198,6 @@ func directoryRoleCmd(g *globals) *cobra.Command {
 		Short: "Assign a directory role to a user or service principal",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			pr, err := g.printer(cmd)
-			if err != nil {
-				return err
-			}
 			n := 0
 			for _, v := range []string{principalID, upn, appID} {
 				if v != "" {
@@ -231,7 +207,7 @@ func directoryRoleCmd(g *globals) *cobra.Command {
 			if n != 1 {
 				return errors.New("name the assignee with exactly one of --principal-id, --user or --app-id")
 			}
-			s, err := g.resolve()
+			s, pr, err := g.begin(cmd)
 			if err != nil {
 				return err
 			}
@@ -292,11 +268,7 @@ func directoryRoleCmd(g *globals) *cobra.Command {
 		Short: "List directory role assignments",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			pr, err := g.printer(cmd)
-			if err != nil {
-				return err
-			}
-			s, err := g.resolve()
+			s, pr, err := g.begin(cmd)
 			if err != nil {
 				return err
 			}
@@ -338,11 +310,7 @@ func auditCmd(g *globals) *cobra.Command {
 		Short: "List audit records, oldest first",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			pr, err := g.printer(cmd)
-			if err != nil {
-				return err
-			}
-			s, err := g.resolve()
+			s, pr, err := g.begin(cmd)
 			if err != nil {
 				return err
 			}

@@ -54,11 +54,7 @@ and the automation application's client secret: they are shown only once.
 Licences are SKU names such as "Microsoft 365 E5" or part numbers such as SPE_E5.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			pr, err := g.printer(cmd)
-			if err != nil {
-				return err
-			}
-			s, err := g.resolve()
+			s, pr, err := g.begin(cmd)
 			if err != nil {
 				return err
 			}
@@ -98,11 +94,7 @@ func tenantListCmd(g *globals) *cobra.Command {
 		Short: "List tenants",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			pr, err := g.printer(cmd)
-			if err != nil {
-				return err
-			}
-			s, err := g.resolve()
+			s, pr, err := g.begin(cmd)
 			if err != nil {
 				return err
 			}
@@ -127,11 +119,7 @@ func tenantShowCmd(g *globals) *cobra.Command {
 		Short: "Show a tenant (by id or domain)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			pr, err := g.printer(cmd)
-			if err != nil {
-				return err
-			}
-			s, err := g.resolve()
+			s, pr, err := g.begin(cmd)
 			if err != nil {
 				return err
 			}
@@ -165,11 +153,7 @@ func tenantLicenseCmd(g *globals) *cobra.Command {
 			Short: strings.ToUpper(verb[:1]) + verb[1:] + " a licence",
 			Args:  cobra.NoArgs,
 			RunE: func(cmd *cobra.Command, _ []string) error {
-				pr, err := g.printer(cmd)
-				if err != nil {
-					return err
-				}
-				s, err := g.resolve()
+				s, pr, err := g.begin(cmd)
 				if err != nil {
 					return err
 				}
