@@ -70,7 +70,8 @@ func (d *Directory) ProvisionTenant(ctx context.Context, c Caller, spec TenantSp
 	}
 	p.Tenant = t
 	// The operator's right to create the tenant covers its first objects.
-	sys := System
+	sys := c
+	sys.vouched = true
 	pw, err := newPassword(d.rand)
 	if err != nil {
 		return p, err
