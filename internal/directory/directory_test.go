@@ -83,6 +83,9 @@ func TestProvisionTenant(t *testing.T) {
 	if _, err := e.dir.VerifyClientSecret(ctx, p.AdminApp.AppID, p.ClientSecret); err != nil {
 		t.Errorf("VerifyClientSecret(admin app) err = %v, want nil", err)
 	}
+	if !slices.Equal(p.Tenant.FirstAdmins, []string{p.Admin.ID, p.AdminSP.ID}) {
+		t.Errorf("FirstAdmins = %v, want the admin user and the automation app", p.Tenant.FirstAdmins)
+	}
 	for _, id := range []string{p.Admin.ID, p.AdminSP.ID} {
 		roles, err := e.dir.RolesOf(ctx, p.Tenant.ID, id)
 		if err != nil || !slices.Contains(roles, directory.GlobalAdministrator.ID) {

@@ -93,6 +93,9 @@ func (d *Directory) ProvisionTenant(ctx context.Context, c Caller, spec TenantSp
 	if _, err := d.AssignRole(ctx, sys, t.ID, GlobalAdministrator.ID, p.AdminSP.ID); err != nil {
 		return p, err
 	}
+	if p.Tenant, err = d.setFirstAdmins(ctx, t.ID, []string{p.Admin.ID, p.AdminSP.ID}); err != nil {
+		return p, err
+	}
 	for _, fp := range FirstPartyApps {
 		if !fp.EveryTenant || t.Operator {
 			continue

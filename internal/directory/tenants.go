@@ -19,8 +19,12 @@ type Tenant struct {
 	DefaultDomain string    `json:"defaultDomain"`
 	Licenses      []License `json:"licenses"`
 	// Operator marks the tenant that runs the service.
-	Operator  bool      `json:"operator,omitempty"`
-	CreatedAt time.Time `json:"createdDateTime"`
+	Operator bool `json:"operator,omitempty"`
+	// FirstAdmins are the object ids of the Global Administrator user and
+	// the automation application's service principal created with the
+	// tenant; they own its subscriptions unless told otherwise.
+	FirstAdmins []string  `json:"firstAdmins,omitempty"`
+	CreatedAt   time.Time `json:"createdDateTime"`
 }
 
 // License is a subscribed SKU.
@@ -304,6 +308,20 @@ func (d *Directory) changeLicenses(ctx context.Context, c Caller, tid, action, s
 			return err
 		}
 		return d.record(ctx, tx, c, t.ID, action, k.Name)
+	})
+	return t, err
+}
+
+// setFirstAdmins records the tenant's first administrators.
+func (d *Directory) setFirstAdmins(ctx context.Context, tid string, ids []string) (Tenant, error) {
+	var t Tenant
+	err := d.store.Update(ctx, func(tx storage.Tx) error {
+		v, err := getJSON(tx, kTenant+tid, &t)
+		if err != nil {
+			return notFound(err, ErrTenantNotFound)
+		}
+		t.FirstAdmins = ids
+		return putJSON(tx, kTenant+tid, t, v)
 	})
 	return t, err
 }
