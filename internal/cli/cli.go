@@ -32,7 +32,8 @@ func AddCommands(root *cobra.Command) {
 	pf.StringVar(&g.endpoint, "endpoint", "", "server URL (default $CUSTOMERKEY_ENDPOINT or the saved login)")
 	pf.StringVar(&g.caFile, "ca-file", "", "CA certificate to trust (default $CUSTOMERKEY_CA_FILE or the saved login)")
 	pf.StringVar(&g.credentialsFile, "credentials-file", "", "sign in with an operator.json-style credentials file")
-	root.AddCommand(loginCmd(g), logoutCmd(), tenantCmd(g), spCmd(g), userCmd(g), directoryRoleCmd(g), auditCmd(g))
+	root.AddCommand(loginCmd(g), logoutCmd(), tenantCmd(g), spCmd(g), userCmd(g), directoryRoleCmd(g), auditCmd(g),
+		subscriptionCmd(g), groupCmd(g), providerCmd(g), featureCmd(g), vaultCmd(g), roleCmd(g))
 }
 
 // printer renders either JSON or a table.
@@ -98,8 +99,12 @@ var cmdlets = map[string]struct {
 	args  []string
 	flags map[string]string
 }{
-	"get-azadserviceprincipal": {[]string{"sp", "show"}, map[string]string{"serviceprincipalname": "--app-id", "applicationid": "--app-id"}},
-	"new-azadserviceprincipal": {[]string{"sp", "create"}, map[string]string{"applicationid": "--app-id"}},
+	"get-azadserviceprincipal":    {[]string{"sp", "show"}, map[string]string{"serviceprincipalname": "--app-id", "applicationid": "--app-id"}},
+	"new-azadserviceprincipal":    {[]string{"sp", "create"}, map[string]string{"applicationid": "--app-id"}},
+	"get-azproviderfeature":       {[]string{"feature", "show"}, map[string]string{"featurename": "--name", "providernamespace": "--namespace"}},
+	"register-azproviderfeature":  {[]string{"feature", "register"}, map[string]string{"featurename": "--name", "providernamespace": "--namespace"}},
+	"register-azresourceprovider": {[]string{"provider", "register"}, map[string]string{"providernamespace": "--namespace"}},
+	"get-azkeyvault":              {[]string{"vault", "show"}, map[string]string{"vaultname": "--name"}},
 }
 
 // RewriteCmdlet turns `Get-AzADServicePrincipal -ServicePrincipalName X`

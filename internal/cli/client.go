@@ -342,3 +342,13 @@ func newFormRequest(ctx context.Context, u string, form url.Values) (*http.Reque
 }
 
 func decodeSegment(s string) ([]byte, error) { return base64.RawURLEncoding.DecodeString(s) }
+
+// sleep waits n seconds or until ctx ends.
+func sleep(ctx context.Context, n int) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(time.Duration(n) * time.Second):
+		return nil
+	}
+}
