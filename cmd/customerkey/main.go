@@ -78,6 +78,9 @@ A YAML file given with --config may set any flag by its name; flags win.`,
 			if fs.Changed("log-format") {
 				merged.LogFormat = cfg.LogFormat
 			}
+			if fs.Changed("feature-registration-delay") {
+				merged.FeatureRegistrationDelay = cfg.FeatureRegistrationDelay
+			}
 			if err := merged.Complete(); err != nil {
 				return err
 			}
@@ -95,6 +98,8 @@ A YAML file given with --config may set any flag by its name; flags win.`,
 	f.StringVar(&cfg.VaultDNSSuffix, "vault-dns-suffix", cfg.VaultDNSSuffix, "vaults are served at https://<name>.<suffix>:<port>")
 	f.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error")
 	f.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "text or json")
+	f.DurationVar(&cfg.FeatureRegistrationDelay, "feature-registration-delay", cfg.FeatureRegistrationDelay,
+		"how long registering the mandatory retention period takes (Azure: up to an hour)")
 	return cmd
 }
 

@@ -21,6 +21,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/customerkey/customerkey/internal/arm"
 	"github.com/customerkey/customerkey/internal/audit"
 	"github.com/customerkey/customerkey/internal/barrier"
 	"github.com/customerkey/customerkey/internal/ckapi"
@@ -31,7 +32,11 @@ import (
 	"github.com/customerkey/customerkey/internal/identity"
 	"github.com/customerkey/customerkey/internal/oauthapi"
 	"github.com/customerkey/customerkey/internal/pki"
+	"github.com/customerkey/customerkey/internal/rbac"
+	"github.com/customerkey/customerkey/internal/resources"
+	"github.com/customerkey/customerkey/internal/storage"
 	"github.com/customerkey/customerkey/internal/storage/bolt"
+	"github.com/customerkey/customerkey/internal/vault"
 )
 
 // File names in the data directory.
@@ -51,8 +56,12 @@ type Server struct {
 	log   *slog.Logger
 	raw   *bolt.Backend
 	store *barrier.Barrier
+	audit *audit.Log
 	dir   *directory.Directory
 	ids   *identity.Service
+	rbac  *rbac.Service
+	res   *resources.Service
+	kv    *vault.Service
 	tls   *tls.Config
 	h     http.Handler
 	ready atomic.Bool
@@ -71,6 +80,9 @@ type Options struct {
 	KDF directory.KDFParams
 	// DeviceCodeInterval overrides how often device-code clients poll.
 	DeviceCodeInterval time.Duration
+	// Now overrides the clock of the resource manager (tests of the
+	// retention period and soft-delete schedules).
+	Now func() time.Time
 }
 
 // Open prepares a server: on first start it creates the data directory, the
@@ -104,7 +116,9 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, o Options) (
 		return nil, err
 	}
 	al := audit.New(audit.Options{Store: s.store})
+	s.audit = al
 	s.dir = directory.New(directory.Options{Store: s.store, Audit: al, KDF: o.KDF})
+	s.wireResources(cfg, o)
 	s.ids, err = identity.New(ctx, identity.Options{
 		Store: s.store, Directory: s.dir, Audit: al, Log: log,
 		PublicURL: cfg.PublicURL, VaultResource: cfg.VaultResource(),
@@ -120,6 +134,38 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, o Options) (
 	s.h = s.routes(al)
 	return s, nil
 }
+
+// wireResources builds the resource manager's domain services, which
+// depend on each other through the interfaces each declares.
+func (s *Server) wireResources(cfg config.Config, o Options) {
+	now := o.Now
+	if now == nil {
+		now = time.Now
+	}
+	// rbac and resources need to know of vaults, and vaults of resources:
+	// the adapters reach s's fields when called, after all are built.
+	s.rbac = rbac.New(rbac.Options{Store: s.store, Audit: s.audit, Directory: s.dir, Scopes: scopes{s}, Now: now})
+	delay := cfg.FeatureRegistrationDelay
+	if delay == 0 {
+		delay = -1 // resources reads zero as its default and a negative value as "at once"
+	}
+	s.res = resources.New(resources.Options{Store: s.store, Audit: s.audit, Directory: s.dir, Now: now,
+		Owners: ownerGranter{s.rbac}, Contents: contents{s}, FeatureRegistrationDelay: delay})
+	s.kv = vault.New(vault.Options{Store: s.store, Audit: s.audit, Subscriptions: s.res, Locations: s.res, Now: now,
+		VaultURI: func(name string) string {
+			return "https://" + strings.ToLower(name) + "." + cfg.VaultDNSSuffix + portSuffix(cfg.Port()) + "/"
+		},
+		OnPurge: func(ctx context.Context, tx storage.Tx, v vault.Vault) error { return s.rbac.RemoveScopeTx(ctx, tx, v.ResourceID()) },
+	})
+}
+
+func portSuffix(port string) string {
+	if port == "443" {
+		return ""
+	}
+	return ":" + port
+}
+
 
 func (s *Server) setupTLS(ctx context.Context) error {
 	dns := []string{"localhost", "*." + s.cfg.VaultDNSSuffix}
@@ -200,7 +246,9 @@ func (s *Server) routes(al *audit.Log) http.Handler {
 	mux := http.NewServeMux()
 	oauthapi.Register(mux, s.ids, s.log)
 	graph.New(graph.Options{Directory: s.dir, Verifier: s.ids, Log: s.log, PublicURL: s.cfg.PublicURL}).Register(mux)
-	ckapi.New(ckapi.Options{Directory: s.dir, Audit: al, Verifier: s.ids, Log: s.log, PublicURL: s.cfg.PublicURL}).Register(mux)
+	ckapi.New(ckapi.Options{Directory: s.dir, Audit: al, Verifier: s.ids, Subscriptions: s.res, Log: s.log, PublicURL: s.cfg.PublicURL}).Register(mux)
+	armAPI := arm.New(arm.Options{Verifier: s.ids, RBAC: s.rbac, Roles: s.rbac, Subscriptions: s.res, Vaults: s.kv,
+		Log: s.log, PublicURL: s.cfg.PublicURL})
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		if !s.ready.Load() {
 			http.Error(w, "starting", http.StatusServiceUnavailable)
@@ -209,7 +257,16 @@ func (s *Server) routes(al *audit.Log) http.Handler {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
 	})
-	return httpx.WithRequestID(s.accessLog(mux))
+	// Resource Manager paths are case-insensitive and nest scopes; they go
+	// to arm before ServeMux, which would treat them by its own rules.
+	root := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if arm.Owns(r.URL.Path) {
+			armAPI.ServeHTTP(w, r)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+	return httpx.WithRequestID(s.accessLog(root))
 }
 
 // accessLog logs one line per request: never the query string, which may
@@ -285,11 +342,17 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 
 // background runs periodic work until ctx ends.
 func (s *Server) background(ctx context.Context) {
-	t := time.NewTicker(10 * time.Minute)
+	t := time.NewTicker(time.Minute)
 	defer t.Stop()
 	for {
 		if err := s.ids.RotateKeysIfDue(ctx); err != nil && ctx.Err() == nil {
 			s.log.Error("rotating token signing keys", "err", err)
+		}
+		if err := s.res.Sweep(ctx); err != nil && ctx.Err() == nil {
+			s.log.Error("sweeping subscription, feature and provider states", "err", err)
+		}
+		if _, err := s.kv.Sweep(ctx); err != nil && ctx.Err() == nil {
+			s.log.Error("purging soft-deleted vaults past their retention", "err", err)
 		}
 		if n, err := s.ids.Sweep(ctx); err != nil && ctx.Err() == nil {
 			s.log.Error("sweeping expired sign-in state", "err", err)

@@ -31,8 +31,12 @@ type Verifier interface {
 
 // Options configures the API.
 type Options struct {
-	Verifier Verifier
-	Log      *slog.Logger
+	Verifier      Verifier
+	RBAC          Authorizer
+	Roles         Roles
+	Subscriptions Resources
+	Vaults        Vaults
+	Log           *slog.Logger
 	// PublicURL names the server in challenges.
 	PublicURL string
 	Now       func() time.Time
@@ -50,18 +54,20 @@ func New(o Options) *API {
 		o.Now = time.Now
 	}
 	a := &API{o: o}
+	a.routes = append(a.routes, a.resourceRoutes()...)
+	a.routes = append(a.routes, a.vaultRoutes()...)
+	a.routes = append(a.routes, a.authorizationRoutes()...)
 	return a
 }
-
-// Handle adds routes; each area of the API contributes its own.
-func (a *API) Handle(rs ...route) { a.routes = append(a.routes, rs...) }
 
 // Owns reports whether path belongs to Resource Manager, so that the
 // composition root can send it here before any ServeMux sees it.
 func Owns(path string) bool {
-	p := strings.ToLower(path)
-	return p == "/subscriptions" || strings.HasPrefix(p, "/subscriptions/") ||
-		p == "/providers" || strings.HasPrefix(p, "/providers/")
+	// Clients that join "/{scope}" with a scope that starts with a slash
+	// send "//subscriptions/…"; ARM serves those too.
+	p := strings.ToLower(strings.TrimLeft(path, "/"))
+	return p == "subscriptions" || strings.HasPrefix(p, "subscriptions/") ||
+		p == "providers" || strings.HasPrefix(p, "providers/")
 }
 
 // armHandler serves one matched route for a verified principal.
@@ -76,6 +82,9 @@ type route struct {
 	versions []string
 	maxBody  int64
 	h        armHandler
+	// scoped routes match pattern at the end of the path; what comes
+	// before it is captured as "scope" ("/" when nothing does).
+	scoped bool
 }
 
 // newRoute builds a route from a pattern such as
@@ -88,10 +97,18 @@ func newRoute(method, pattern string, versions []string, h armHandler) route {
 type match map[string]string
 
 func (rt route) match(seg []string) (match, bool) {
+	m := match{}
+	if rt.scoped {
+		if len(seg) < len(rt.pattern) {
+			return nil, false
+		}
+		split := len(seg) - len(rt.pattern)
+		m["scope"] = "/" + strings.Join(seg[:split], "/")
+		seg = seg[split:]
+	}
 	if len(seg) != len(rt.pattern) {
 		return nil, false
 	}
-	m := match{}
 	for i, p := range rt.pattern {
 		if strings.HasPrefix(p, "{") {
 			if seg[i] == "" {

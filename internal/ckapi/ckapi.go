@@ -19,6 +19,7 @@ import (
 	"github.com/customerkey/customerkey/internal/errkind"
 	"github.com/customerkey/customerkey/internal/httpx"
 	"github.com/customerkey/customerkey/internal/identity"
+	"github.com/customerkey/customerkey/internal/resources"
 )
 
 // Verifier checks access tokens.
@@ -26,9 +27,15 @@ type Verifier interface {
 	Verify(ctx context.Context, token string, s identity.Surface) (identity.Principal, error)
 }
 
+// Subscriptions creates subscriptions; package resources implements it.
+type Subscriptions interface {
+	Create(ctx context.Context, c directory.Caller, spec resources.SubscriptionSpec) (resources.Subscription, error)
+}
+
 // Options configures the API.
 type Options struct {
-	Directory *directory.Directory
+	Directory     *directory.Directory
+	Subscriptions Subscriptions
 	Audit     *audit.Log
 	Verifier  Verifier
 	Log       *slog.Logger
@@ -55,6 +62,7 @@ func (a *API) Register(mux *http.ServeMux) {
 	route("DELETE /customerkey/v1/tenants/{tenant}/licenses/{sku}", small, a.removeLicense)
 	route("GET /customerkey/v1/tenants/{tenant}/audit", small, a.listAudit)
 	route("GET /customerkey/v1/skus", small, a.listSKUs)
+	route("POST /customerkey/v1/subscriptions", small, a.createSubscription)
 	route("/customerkey/v1/", small, func(http.ResponseWriter, *http.Request) error {
 		return errkind.New(errkind.NotFound, "no such operation; see the API reference in docs/api.md").WithCode("NotFound")
 	})
@@ -276,6 +284,49 @@ func (a *API) listAudit(w http.ResponseWriter, r *http.Request) error {
 		page.Events = []audit.Event{}
 	}
 	return httpx.JSON(w, http.StatusOK, page)
+}
+
+type createSubscriptionIn struct {
+	TenantID    string   `json:"tenantId"`
+	DisplayName string   `json:"displayName"`
+	Offer       string   `json:"offer"`
+	Owners      []string `json:"owners,omitempty"`
+}
+
+// Subscription is a created subscription.
+type Subscription struct {
+	SubscriptionID string `json:"subscriptionId"`
+	TenantID       string `json:"tenantId"`
+	DisplayName    string `json:"displayName"`
+	Offer          string `json:"offer"`
+	State          string `json:"state"`
+}
+
+// createSubscription is the billing side: the operator creates any offer,
+// a tenant's Global Administrator a pay-as-you-go one (resources decides).
+func (a *API) createSubscription(w http.ResponseWriter, r *http.Request) error {
+	p, err := a.principal(r)
+	if err != nil {
+		return err
+	}
+	var in createSubscriptionIn
+	if err := httpx.DecodeJSON(r, &in); err != nil {
+		return err
+	}
+	offer := resources.PayAsYouGo
+	if in.Offer != "" {
+		if offer, err = resources.ParseOffer(in.Offer); err != nil {
+			return err
+		}
+	}
+	s, err := a.o.Subscriptions.Create(r.Context(), p.Caller(), resources.SubscriptionSpec{TenantID: in.TenantID,
+		DisplayName: in.DisplayName, Offer: offer, Owners: in.Owners})
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Location", "/subscriptions/"+s.ID)
+	return httpx.JSON(w, http.StatusCreated, Subscription{SubscriptionID: s.ID, TenantID: s.TenantID, DisplayName: s.DisplayName,
+		Offer: string(s.Offer), State: string(s.State)})
 }
 
 // renderer writes {"error":{"code","message"}}, choosing status and code

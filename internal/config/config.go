@@ -41,6 +41,10 @@ type Config struct {
 	SigningKeyRotation time.Duration `yaml:"signing-key-rotation"`
 	// ShutdownTimeout bounds the graceful shutdown on SIGTERM.
 	ShutdownTimeout time.Duration `yaml:"shutdown-timeout"`
+	// FeatureRegistrationDelay is how long registering a subscription
+	// feature (the mandatory retention period) stays Registering. Azure
+	// says "up to an hour"; the default is a minute.
+	FeatureRegistrationDelay time.Duration `yaml:"feature-registration-delay"`
 }
 
 // Default returns the defaults; PublicURL is derived from Listen by Complete.
@@ -54,6 +58,8 @@ func Default() Config {
 		TokenLifetime:      time.Hour,
 		SigningKeyRotation: 24 * time.Hour,
 		ShutdownTimeout:    15 * time.Second,
+
+		FeatureRegistrationDelay: time.Minute,
 	}
 }
 
@@ -156,6 +162,9 @@ func (c Config) Validate() error {
 	}
 	if c.SigningKeyRotation < time.Hour {
 		bad("signing-key-rotation", "%s must be at least 1h", c.SigningKeyRotation)
+	}
+	if c.FeatureRegistrationDelay < 0 || c.FeatureRegistrationDelay > 24*time.Hour {
+		bad("feature-registration-delay", "%s must be between 0s and 24h", c.FeatureRegistrationDelay)
 	}
 	if c.ShutdownTimeout <= 0 {
 		bad("shutdown-timeout", "%s must be positive", c.ShutdownTimeout)

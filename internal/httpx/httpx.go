@@ -159,7 +159,13 @@ var (
 
 // DecodeJSON reads exactly one JSON value from the body into v, refusing
 // unknown fields, trailing data and a body over the route's limit.
-func DecodeJSON(r *http.Request, v any) error {
+func DecodeJSON(r *http.Request, v any) error { return decodeJSON(r, v, true) }
+
+// DecodeJSONLenient is DecodeJSON for surfaces whose clients send fields of
+// newer API versions (Resource Manager): unknown fields are ignored.
+func DecodeJSONLenient(r *http.Request, v any) error { return decodeJSON(r, v, false) }
+
+func decodeJSON(r *http.Request, v any, strict bool) error {
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
 		if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
@@ -170,7 +176,9 @@ func DecodeJSON(r *http.Request, v any) error {
 		return errkind.New(errkind.Invalid, "the request body is empty; a JSON object is required")
 	}
 	dec := json.NewDecoder(r.Body)
-	dec.DisallowUnknownFields()
+	if strict {
+		dec.DisallowUnknownFields()
+	}
 	if err := dec.Decode(v); err != nil {
 		return jsonError(err)
 	}
