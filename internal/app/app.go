@@ -155,7 +155,9 @@ func (s *Server) wireResources(cfg config.Config, o Options) {
 		VaultURI: func(name string) string {
 			return "https://" + strings.ToLower(name) + "." + cfg.VaultDNSSuffix + portSuffix(cfg.Port()) + "/"
 		},
-		OnPurge: func(ctx context.Context, tx storage.Tx, v vault.Vault) error { return s.rbac.RemoveScopeTx(ctx, tx, v.ResourceID()) },
+		OnPurge: func(ctx context.Context, tx storage.Tx, v vault.Vault) error {
+			return s.rbac.RemoveScopeTx(ctx, tx, v.ResourceID())
+		},
 	})
 }
 
@@ -165,7 +167,6 @@ func portSuffix(port string) string {
 	}
 	return ":" + port
 }
-
 
 func (s *Server) setupTLS(ctx context.Context) error {
 	dns := []string{"localhost", "*." + s.cfg.VaultDNSSuffix}

@@ -36,9 +36,9 @@ type Subscriptions interface {
 type Options struct {
 	Directory     *directory.Directory
 	Subscriptions Subscriptions
-	Audit     *audit.Log
-	Verifier  Verifier
-	Log       *slog.Logger
+	Audit         *audit.Log
+	Verifier      Verifier
+	Log           *slog.Logger
 	// PublicURL names the server in WWW-Authenticate challenges.
 	PublicURL string
 }
