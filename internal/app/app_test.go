@@ -37,7 +37,11 @@ type server struct {
 	stop   func()
 }
 
-func start(t *testing.T, dataDir string) *server {
+func start(t *testing.T, dataDir string) *server { return startWith(t, dataDir, app.Options{}) }
+
+// startWith starts a server with options (a clock for the resource
+// manager, say); the KDF is always the cheap one.
+func startWith(t *testing.T, dataDir string, o app.Options) *server {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -53,7 +57,9 @@ func start(t *testing.T, dataDir string) *server {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	s, err := app.Open(ctx, cfg, log, app.Options{KDF: directory.KDFParams{Time: 1, MemKiB: 64, Threads: 1}, DeviceCodeInterval: time.Second})
+	o.KDF = directory.KDFParams{Time: 1, MemKiB: 64, Threads: 1}
+	o.DeviceCodeInterval = time.Second
+	s, err := app.Open(ctx, cfg, log, o)
 	if err != nil {
 		cancel()
 		t.Fatalf("app.Open() err = %v", err)

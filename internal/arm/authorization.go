@@ -3,6 +3,7 @@ package arm
 import (
 	"context"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/customerkey/customerkey/internal/errkind"
@@ -153,7 +154,7 @@ func (a *API) listAssignments(w http.ResponseWriter, r *http.Request, p identity
 	if err != nil {
 		return err
 	}
-	f, err := rbac.ParseAssignmentFilter(r.URL.Query().Get("$filter"))
+	f, err := rbac.ParseAssignmentFilter(filterParam(r))
 	if err != nil {
 		return err
 	}
@@ -282,7 +283,7 @@ func (a *API) listDefinitions(w http.ResponseWriter, r *http.Request, p identity
 	if err != nil {
 		return err
 	}
-	f, err := rbac.ParseDefinitionFilter(r.URL.Query().Get("$filter"))
+	f, err := rbac.ParseDefinitionFilter(filterParam(r))
 	if err != nil {
 		return err
 	}
@@ -295,4 +296,24 @@ func (a *API) listDefinitions(w http.ResponseWriter, r *http.Request, p identity
 		out = append(out, definitionJSON(d, scope.SubscriptionID))
 	}
 	return httpx.JSON(w, http.StatusOK, map[string]any{"value": out})
+}
+
+// filterParam returns $filter decoded. armauthorization appends the filter
+// to the query without encoding it, and azcore then escapes what the
+// caller wrote, so a filter arrives escaped once more than the query
+// syntax needs. Filters here hold GUIDs and role names, never a literal
+// "%" or "+", so unescaping until neither is left restores what was meant.
+func filterParam(r *http.Request) string {
+	v := r.URL.Query().Get("$filter")
+	for range 2 {
+		if !strings.ContainsAny(v, "%+") {
+			break
+		}
+		u, err := url.QueryUnescape(v)
+		if err != nil {
+			break
+		}
+		v = u
+	}
+	return v
 }
