@@ -247,7 +247,8 @@ func (s *Server) routes(al *audit.Log) http.Handler {
 	mux := http.NewServeMux()
 	oauthapi.Register(mux, s.ids, s.log)
 	graph.New(graph.Options{Directory: s.dir, Verifier: s.ids, Log: s.log, PublicURL: s.cfg.PublicURL}).Register(mux)
-	ckapi.New(ckapi.Options{Directory: s.dir, Audit: al, Verifier: s.ids, Subscriptions: s.res, Log: s.log, PublicURL: s.cfg.PublicURL}).Register(mux)
+	ckapi.New(ckapi.Options{Directory: s.dir, Audit: al, Verifier: s.ids, Subscriptions: s.res, Log: s.log, PublicURL: s.cfg.PublicURL,
+		VaultDNSSuffix: s.cfg.VaultDNSSuffix, VaultResource: s.cfg.VaultResource()}).Register(mux)
 	armAPI := arm.New(arm.Options{Verifier: s.ids, RBAC: s.rbac, Roles: s.rbac, Subscriptions: s.res, Vaults: s.kv,
 		Log: s.log, PublicURL: s.cfg.PublicURL})
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {

@@ -134,13 +134,15 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	var found *route
 	var m match
-	pathMatched := false
+	var allowed []string // methods of the routes whose path matched
 	for i := range a.routes {
 		mm, ok := a.routes[i].match(seg)
 		if !ok {
 			continue
 		}
-		pathMatched = true
+		if !slices.Contains(allowed, a.routes[i].method) {
+			allowed = append(allowed, a.routes[i].method)
+		}
 		if a.routes[i].method == r.Method || (r.Method == http.MethodHead && a.routes[i].method == http.MethodGet) {
 			found, m = &a.routes[i], mm
 			break
@@ -160,9 +162,11 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 			return found.h(w, r, p, m)
 		}
-	case pathMatched:
-		rt.H = func(http.ResponseWriter, *http.Request) error {
-			return errkind.Errorf(errkind.Invalid, "The requested HTTP method %s is not supported for this resource.", r.Method).WithCode("MethodNotAllowed")
+	case len(allowed) > 0:
+		rt.H = func(w http.ResponseWriter, r *http.Request) error {
+			w.Header().Set("Allow", strings.Join(allowed, ", "))
+			return errkind.Errorf(errkind.Invalid, "The requested HTTP method %s is not supported for this resource; it supports %s.",
+				r.Method, strings.Join(allowed, ", ")).WithCode(codeMethodNotAllowed)
 		}
 	default:
 		rt.H = func(http.ResponseWriter, *http.Request) error {

@@ -27,6 +27,10 @@ var kindCodes = map[errkind.Kind]string{
 	errkind.Internal:           "InternalServerError",
 }
 
+// codeMethodNotAllowed is the code of a known path asked with a method it
+// does not serve; the renderer answers it with 405.
+const codeMethodNotAllowed = "MethodNotAllowed"
+
 // Body is ARM's error format.
 type Body struct {
 	Error struct {
@@ -43,16 +47,20 @@ func (rd renderer) RenderError(w http.ResponseWriter, r *http.Request, err error
 		b.Error.Code = e.Code
 	}
 	b.Error.Message = errkind.Public(err)
+	status := httpx.Status(k)
+	if b.Error.Code == codeMethodNotAllowed {
+		status = http.StatusMethodNotAllowed // no kind means "wrong method"; ARM answers 405
+	}
 	w.Header().Set("x-ms-failure-cause", "gateway")
 	if k == errkind.Unauthenticated {
 		w.Header().Set("WWW-Authenticate", `Bearer authorization_uri="`+rd.publicURL+`/common/oauth2/authorize", error="invalid_token", error_description="`+
 			url.PathEscape(b.Error.Code)+`"`)
 	}
 	if r.Method == http.MethodHead {
-		w.WriteHeader(httpx.Status(k))
+		w.WriteHeader(status)
 		return
 	}
-	_ = httpx.JSON(w, httpx.Status(k), b)
+	_ = httpx.JSON(w, status, b)
 }
 
 func pathUnescape(s string) (string, error) { return url.PathUnescape(s) }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/customerkey/customerkey/internal/audit"
+	"github.com/customerkey/customerkey/internal/buildinfo"
 	"github.com/customerkey/customerkey/internal/directory"
 	"github.com/customerkey/customerkey/internal/errkind"
 	"github.com/customerkey/customerkey/internal/httpx"
@@ -41,6 +42,10 @@ type Options struct {
 	Log           *slog.Logger
 	// PublicURL names the server in WWW-Authenticate challenges.
 	PublicURL string
+	// VaultDNSSuffix and VaultResource tell clients where vaults are
+	// served and which token audience they take.
+	VaultDNSSuffix string
+	VaultResource  string
 }
 
 // API serves /customerkey/v1.
@@ -62,6 +67,7 @@ func (a *API) Register(mux *http.ServeMux) {
 	route("DELETE /customerkey/v1/tenants/{tenant}/licenses/{sku}", small, a.removeLicense)
 	route("GET /customerkey/v1/tenants/{tenant}/audit", small, a.listAudit)
 	route("GET /customerkey/v1/skus", small, a.listSKUs)
+	route("GET /customerkey/v1/metadata", small, a.metadata)
 	route("POST /customerkey/v1/subscriptions", small, a.createSubscription)
 	route("/customerkey/v1/", small, func(http.ResponseWriter, *http.Request) error {
 		return errkind.New(errkind.NotFound, "no such operation; see the API reference in docs/api.md").WithCode("NotFound")
@@ -284,6 +290,20 @@ func (a *API) listAudit(w http.ResponseWriter, r *http.Request) error {
 		page.Events = []audit.Event{}
 	}
 	return httpx.JSON(w, http.StatusOK, page)
+}
+
+// Metadata tells clients how to reach the server's surfaces, as Azure's
+// metadata endpoint does; it is public.
+type Metadata struct {
+	Endpoint       string `json:"endpoint"`
+	VaultDNSSuffix string `json:"vaultDnsSuffix"`
+	VaultResource  string `json:"vaultResource"`
+	Version        string `json:"version"`
+}
+
+func (a *API) metadata(w http.ResponseWriter, _ *http.Request) error {
+	return httpx.JSON(w, http.StatusOK, Metadata{Endpoint: a.o.PublicURL, VaultDNSSuffix: a.o.VaultDNSSuffix,
+		VaultResource: a.o.VaultResource, Version: buildinfo.String()})
 }
 
 type createSubscriptionIn struct {

@@ -278,12 +278,20 @@ func (e *apiError) Error() string {
 	return fmt.Sprintf("%s: %s", e.Code, e.Message)
 }
 
-// call sends a JSON request with a token for scope and decodes the JSON
-// answer into out (unless out is nil).
+// call sends a JSON request to the server with a token for scope (none
+// when scope is empty) and decodes the JSON answer into out (unless nil).
 func (s *session) call(ctx context.Context, scope, method, path string, in, out any) error {
-	tok, err := s.token(ctx, scope)
-	if err != nil {
-		return err
+	return s.callURL(ctx, scope, method, s.prof.Endpoint+path, in, out)
+}
+
+// callURL is call for an absolute URL, such as a vault's.
+func (s *session) callURL(ctx context.Context, scope, method, u string, in, out any) error {
+	tok := ""
+	if scope != "" {
+		var err error
+		if tok, err = s.token(ctx, scope); err != nil {
+			return err
+		}
 	}
 	var body io.Reader
 	if in != nil {
@@ -293,11 +301,13 @@ func (s *session) call(ctx context.Context, scope, method, path string, in, out 
 		}
 		body = bytes.NewReader(b)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, s.prof.Endpoint+path, body)
+	req, err := http.NewRequestWithContext(ctx, method, u, body)
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Authorization", "Bearer "+tok)
+	if tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
 	req.Header.Set("Accept", "application/json")
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
@@ -327,7 +337,7 @@ func (s *session) call(ctx context.Context, scope, method, path string, in, out 
 		return nil
 	}
 	if err := json.Unmarshal(raw, out); err != nil {
-		return fmt.Errorf("decoding the answer of %s %s: %w", method, path, err)
+		return fmt.Errorf("decoding the answer of %s %s: %w", method, u, err)
 	}
 	return nil
 }
