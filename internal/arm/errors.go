@@ -31,6 +31,14 @@ var kindCodes = map[errkind.Kind]string{
 // does not serve; the renderer answers it with 405.
 const codeMethodNotAllowed = "MethodNotAllowed"
 
+// codeStatus holds the codes whose status ARM does not derive from their
+// kind: a wrong method (no kind says so) and a write to a disabled
+// subscription, a failed precondition that ARM answers with 409.
+var codeStatus = map[string]int{
+	codeMethodNotAllowed:           http.StatusMethodNotAllowed,
+	"ReadOnlyDisabledSubscription": http.StatusConflict,
+}
+
 // Body is ARM's error format.
 type Body struct {
 	Error struct {
@@ -48,8 +56,8 @@ func (rd renderer) RenderError(w http.ResponseWriter, r *http.Request, err error
 	}
 	b.Error.Message = errkind.Public(err)
 	status := httpx.Status(k)
-	if b.Error.Code == codeMethodNotAllowed {
-		status = http.StatusMethodNotAllowed // no kind means "wrong method"; ARM answers 405
+	if st, ok := codeStatus[b.Error.Code]; ok {
+		status = st
 	}
 	w.Header().Set("x-ms-failure-cause", "gateway")
 	if k == errkind.Unauthenticated {

@@ -373,6 +373,8 @@ func TestRenderer(t *testing.T) {
 		{"unavailable", errkind.New(errkind.Unavailable, "store down"), 503, "ServiceUnavailable", "store down"},
 		{"domain code wins", errkind.New(errkind.NotFound, "no group").WithCode("ResourceGroupNotFound"), 404, "ResourceGroupNotFound", "no group"},
 		{"wrapped", errors.Join(errkind.New(errkind.AlreadyExists, "name in use").WithCode("VaultAlreadyExists")), 409, "VaultAlreadyExists", "name in use"},
+		{"disabled subscription", errkind.New(errkind.FailedPrecondition, "read only").WithCode("ReadOnlyDisabledSubscription"), 409,
+			"ReadOnlyDisabledSubscription", "read only"},
 		{"method not allowed", errkind.New(errkind.Invalid, "no PATCH here").WithCode(codeMethodNotAllowed), 405, "MethodNotAllowed", "no PATCH here"},
 		{"internal hides code and message", errkind.Wrap(errkind.Internal, "disk on fire", io.EOF).WithCode("Secret"), 500,
 			"InternalServerError", errkind.Public(io.EOF)},
