@@ -21,6 +21,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/customerkey/customerkey/internal/akv"
 	"github.com/customerkey/customerkey/internal/arm"
 	"github.com/customerkey/customerkey/internal/audit"
 	"github.com/customerkey/customerkey/internal/barrier"
@@ -57,6 +58,7 @@ type Server struct {
 	raw   *bolt.Backend
 	store *barrier.Barrier
 	audit *audit.Log
+	batch *audit.Batcher
 	dir   *directory.Directory
 	ids   *identity.Service
 	rbac  *rbac.Service
@@ -259,9 +261,18 @@ func (s *Server) routes(al *audit.Log) http.Handler {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
 	})
-	// Resource Manager paths are case-insensitive and nest scopes; they go
-	// to arm before ServeMux, which would treat them by its own rules.
+	s.batch = audit.NewBatcher(al, audit.BatchOptions{})
+	vaults := akv.New(akv.Options{Verifier: s.ids, RBAC: s.rbac, Keys: keysOf{s.kv}, Audit: s.batch, Log: s.log,
+		PublicURL: s.cfg.PublicURL, VaultDNSSuffix: s.cfg.VaultDNSSuffix, VaultResource: s.cfg.VaultResource(),
+		RatePerVault: s.cfg.VaultRequestsPerSecond, BurstPerVault: int(s.cfg.VaultRequestsPerSecond)})
+	// Vault hosts ({name}.{vault-dns-suffix}) are the key vault data
+	// plane. Resource Manager paths are case-insensitive and nest scopes;
+	// they go to arm before ServeMux, which would treat them by its own rules.
 	root := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, ok := vaults.VaultName(r.Host); ok {
+			vaults.ServeHTTP(w, r)
+			return
+		}
 		if arm.Owns(r.URL.Path) {
 			armAPI.ServeHTTP(w, r)
 			return
@@ -356,6 +367,9 @@ func (s *Server) background(ctx context.Context) {
 		if _, err := s.kv.Sweep(ctx); err != nil && ctx.Err() == nil {
 			s.log.Error("purging soft-deleted vaults past their retention", "err", err)
 		}
+		if _, err := s.kv.SweepKeys(ctx); err != nil && ctx.Err() == nil {
+			s.log.Error("purging deleted keys and rotating keys that are due", "err", err)
+		}
 		if n, err := s.ids.Sweep(ctx); err != nil && ctx.Err() == nil {
 			s.log.Error("sweeping expired sign-in state", "err", err)
 		} else if n > 0 {
@@ -373,6 +387,11 @@ func (s *Server) background(ctx context.Context) {
 func (s *Server) Close() error {
 	var err error
 	s.closeOnce.Do(func() {
+		if s.batch != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			err = s.batch.Close(ctx)
+			cancel()
+		}
 		if s.store != nil {
 			err = s.store.Close()
 		}

@@ -68,3 +68,11 @@ func (c contents) CountInResourceGroup(ctx context.Context, sub, rg string) (int
 func (c contents) DeleteResourcesIn(ctx context.Context, by directory.Caller, sub, rg string) error {
 	return c.s.kv.DeleteResourcesIn(ctx, by, sub, rg)
 }
+
+// keysOf gives the data plane vault's key operations and its lookup of a
+// live vault by the name a vault host carries.
+type keysOf struct{ *vault.Service }
+
+func (k keysOf) Vault(ctx context.Context, name string) (vault.Vault, error) {
+	return k.ByName(ctx, name)
+}

@@ -45,6 +45,10 @@ type Config struct {
 	// feature (the mandatory retention period) stays Registering. Azure
 	// says "up to an hour"; the default is a minute.
 	FeatureRegistrationDelay time.Duration `yaml:"feature-registration-delay"`
+	// VaultRequestsPerSecond throttles each vault's data plane, like
+	// Azure's service limits (which allow a few thousand key operations per
+	// 10 s); 0 turns throttling off.
+	VaultRequestsPerSecond float64 `yaml:"vault-requests-per-second"`
 }
 
 // Default returns the defaults; PublicURL is derived from Listen by Complete.
@@ -60,6 +64,7 @@ func Default() Config {
 		ShutdownTimeout:    15 * time.Second,
 
 		FeatureRegistrationDelay: time.Minute,
+		VaultRequestsPerSecond:   0,
 	}
 }
 
@@ -165,6 +170,9 @@ func (c Config) Validate() error {
 	}
 	if c.FeatureRegistrationDelay < 0 || c.FeatureRegistrationDelay > 24*time.Hour {
 		bad("feature-registration-delay", "%s must be between 0s and 24h", c.FeatureRegistrationDelay)
+	}
+	if c.VaultRequestsPerSecond < 0 {
+		bad("vault-requests-per-second", "%v must not be negative", c.VaultRequestsPerSecond)
 	}
 	if c.ShutdownTimeout <= 0 {
 		bad("shutdown-timeout", "%s must be positive", c.ShutdownTimeout)

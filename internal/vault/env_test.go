@@ -119,7 +119,7 @@ type env struct {
 	purged []string // names given to OnPurge
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	st, err := bolt.Open(filepath.Join(t.TempDir(), "db"), bolt.Options{})
 	if err != nil {
@@ -166,7 +166,7 @@ func spec(name string) vault.Spec {
 	}
 }
 
-func (e *env) create(t *testing.T, s vault.Spec) vault.Vault {
+func (e *env) create(t testing.TB, s vault.Spec) vault.Vault {
 	t.Helper()
 	v, created, err := e.svc.CreateOrUpdate(ctx, caller, s)
 	if err != nil || !created {

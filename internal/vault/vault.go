@@ -1,8 +1,10 @@
 // Package vault owns key vaults: the Microsoft.KeyVault/vaults resource
-// (its properties, access policies, soft delete, recovery and purge) and,
-// from step 3 on, the keys, versions and key operations inside a vault. It
-// enforces every resource rule but authorizes nothing: the adapters decide
-// with RBAC first and then call in.
+// (its properties, access policies, soft delete, recovery and purge) and
+// the keys inside a vault: their versions, attributes, soft delete,
+// backup and restore, rotation policies, and the key operations (encrypt,
+// decrypt, wrap, unwrap, sign, verify), served from a bounded in-memory
+// cache of parsed keys. It enforces every resource rule but authorizes
+// nothing: the adapters decide with RBAC first and then call in.
 //
 // It owns the storage prefix "vault/" and records every change in the
 // audit log in the same transaction, under the vault's tenant. It reads
@@ -10,9 +12,9 @@
 // protection and known regions through the small interfaces Subscriptions
 // and Locations, which package resources implements (it never imports
 // package resources itself); of its own level it imports directory only,
-// for Caller, System and IsGUID. Below that it uses errkind, the storage
-// port, audit and resourceid. It must not import net/http or any storage
-// implementation.
+// for Caller, System and IsGUID. Below that it uses errkind, secret,
+// kcrypto and jwk, the storage port, audit and resourceid. It must not
+// import net/http or any storage implementation.
 package vault
 
 import (
@@ -111,6 +113,15 @@ type Options struct {
 	// under the vault, so that other owners drop what hangs off the vault
 	// (role assignments at its scope, for example) atomically with it.
 	OnPurge func(ctx context.Context, tx storage.Tx, v Vault) error
+	// KeyCacheTTL is how long the key operations trust what they cached
+	// about vaults, subscriptions and keys: the time a change made through
+	// another node (or another Service on the same store) takes to be seen
+	// here. Zero means DefaultKeyCacheTTL; a negative value turns the cache
+	// off (every operation reads the store).
+	KeyCacheTTL time.Duration
+	// KeyCacheSize bounds the parsed key versions kept in memory. Zero
+	// means DefaultKeyCacheSize.
+	KeyCacheSize int
 }
 
 // Service manages vaults. It is safe for concurrent use.
@@ -123,6 +134,7 @@ type Service struct {
 	rand     io.Reader
 	vaultURI func(string) string
 	onPurge  func(context.Context, storage.Tx, Vault) error
+	keys     *keyCache
 }
 
 // New returns a Service. It panics when Store or Subscriptions is missing,
@@ -142,6 +154,11 @@ func New(o Options) *Service {
 	if s.vaultURI == nil {
 		s.vaultURI = func(name string) string { return "https://" + name + ".vault.localhost:8443/" }
 	}
+	ttl := o.KeyCacheTTL
+	if ttl == 0 {
+		ttl = DefaultKeyCacheTTL
+	}
+	s.keys = newKeyCache(ttl, o.KeyCacheSize)
 	return s
 }
 
@@ -238,9 +255,9 @@ func (v Vault) IsDeleted() bool { return v.Deleted != nil }
 //	vault/due/{unixnano:019}/{name}    -> ""  soft-deleted vaults by scheduled purge date (Sweep)
 //	vault/data/{uid}/...               -> the vault's contents
 //
-// The contents of a vault live under dataPrefix(v.UID): step 3 stores keys
-// as vault/data/{uid}/key/{name}, versions as vault/data/{uid}/ver/{name}/{version}
-// and so on. Using the UID rather than the name means a purged vault's
+// The contents of a vault live under dataPrefix(v.UID): keys as
+// vault/data/{uid}/key/{name}, versions as vault/data/{uid}/ver/{name}/{version}
+// and so on (see keys.go). Using the UID rather than the name means a purged vault's
 // leftovers can never surface in a new vault of the same name, and a purge
 // removes the vault's whole subtree with one ranged delete.
 const (

@@ -231,6 +231,7 @@ func (s *Service) CreateOrUpdate(ctx context.Context, c directory.Caller, spec S
 	case "", CreateModeDefault:
 	case CreateModeRecover:
 		v, err := s.recover(ctx, c, sub, rg, name, loc, tid)
+		s.keys.forgetVault(name)
 		return v, err == nil, err
 	default:
 		return Vault{}, false, errkind.Errorf(errkind.Invalid, "createMode must be 'default' or 'recover'; '%s' was given", spec.CreateMode)
@@ -283,6 +284,7 @@ func (s *Service) CreateOrUpdate(ctx context.Context, c directory.Caller, spec S
 		out = v
 		return s.record(ctx, tx, c, v, actUpdate, "")
 	})
+	s.keys.forgetVault(name)
 	if err != nil {
 		return Vault{}, false, err
 	}
@@ -404,6 +406,7 @@ func (s *Service) Update(ctx context.Context, c directory.Caller, sub, rg, name 
 		out = v
 		return s.record(ctx, tx, c, v, actUpdate, "")
 	})
+	s.keys.forgetVault(name)
 	if err != nil {
 		return Vault{}, err
 	}
@@ -692,6 +695,7 @@ func (s *Service) Delete(ctx context.Context, c directory.Caller, sub, rg, name 
 	if _, err := s.writable(ctx, sub); err != nil {
 		return err
 	}
+	defer s.keys.forgetVault(name)
 	return s.store.Update(ctx, func(tx storage.Tx) error {
 		v, ver, err := s.live(tx, sub, rg, name)
 		if err != nil {
@@ -763,6 +767,8 @@ func (s *Service) Purge(ctx context.Context, c directory.Caller, sub, loc, name 
 			return err
 		}
 	}
+	defer s.keys.forgetVault(name)
+	defer s.keys.dropUID(v.UID)
 	return s.store.Update(ctx, func(tx storage.Tx) error {
 		cur, _, err := deleted(tx, sub, loc, name)
 		if err != nil {
@@ -779,6 +785,9 @@ func (s *Service) Purge(ctx context.Context, c directory.Caller, sub, loc, name 
 func (s *Service) purgeTx(ctx context.Context, tx storage.Tx, c directory.Caller, v Vault, reason string) error {
 	contents, err := tx.List(dataPrefix(v.UID), "", 0)
 	if err != nil {
+		return err
+	}
+	if err := dropKeyDueTx(tx, v, contents); err != nil {
 		return err
 	}
 	for _, e := range contents {
@@ -836,6 +845,7 @@ func (s *Service) Sweep(ctx context.Context) (int, error) {
 	var errs []error
 	for _, key := range due {
 		done := false
+		uid := ""
 		err := s.store.Update(ctx, func(tx storage.Tx) error {
 			done = false
 			name := key[strings.LastIndexByte(key, '/')+1:]
@@ -850,7 +860,7 @@ func (s *Service) Sweep(ctx context.Context) (int, error) {
 			case v.Deleted.ScheduledPurgeDate.After(now):
 				return nil
 			}
-			done = true
+			done, uid = true, v.UID
 			return s.purgeTx(ctx, tx, directory.System, v, "the scheduled purge date was reached")
 		})
 		if err != nil {
@@ -859,6 +869,8 @@ func (s *Service) Sweep(ctx context.Context) (int, error) {
 		}
 		if done {
 			purged++
+			s.keys.forgetVault("")
+			s.keys.dropUID(uid)
 		}
 	}
 	return purged, errors.Join(errs...)
@@ -920,6 +932,7 @@ func (s *Service) DeleteResourcesIn(ctx context.Context, c directory.Caller, sub
 	if err := checkSegment("resource group name", rg); err != nil {
 		return err
 	}
+	defer s.keys.forgetVault("")
 	return s.store.Update(ctx, func(tx storage.Tx) error {
 		entries, err := tx.List(kScope+fold(sub)+"/"+fold(rg)+"/", "", 0)
 		if err != nil {
