@@ -127,6 +127,20 @@ func TestHotPathReadsNothing(t *testing.T) {
 	if n := cs.views.Load() - before; n < 1 || n > 2 {
 		t.Errorf("%d reads after the TTL, want 1 or 2 (the vault, then the key and version)", n)
 	}
+	if n := cs.material.Load(); n != 1 {
+		t.Errorf("the private key was read %d times, want once: a revalidation keeps the parsed key", n)
+	}
+	// Asking for versions that do not exist neither evicts nor re-reads the real one.
+	for range 3 {
+		_, err := svc.GetKey(ctx, kv, "root", "0123456789abcdef0123456789abcdef")
+		wantErr(t, "GetKey(unknown version)", err, errkind.NotFound, "KeyNotFound")
+	}
+	if _, err := svc.UnwrapKey(ctx, kv, "root", "", "RSA-OAEP-256", wrapped); err != nil {
+		t.Fatal(err)
+	}
+	if n := cs.material.Load(); n != 1 {
+		t.Errorf("the private key was read %d times after lookups of unknown versions, want once", n)
+	}
 }
 
 // TestCacheEvictionUnderLoad: a cache of one version serves two keys in

@@ -42,15 +42,28 @@ func (e *env) service(ttl time.Duration) *vault.Service {
 		Locations: fakeLocations{"westeurope": true}, Now: e.clock.Now, KeyCacheTTL: ttl})
 }
 
-// countingStore counts the transactions that reach the store.
+// countingStore counts the transactions that reach the store, and the
+// reads of private key material.
 type countingStore struct {
 	storage.Backend
-	views, updates atomic.Int64
+	views, updates, material atomic.Int64
 }
 
 func (c *countingStore) View(ctx context.Context, fn func(storage.Tx) error) error {
 	c.views.Add(1)
-	return c.Backend.View(ctx, fn)
+	return c.Backend.View(ctx, func(tx storage.Tx) error { return fn(countingTx{tx, c}) })
+}
+
+type countingTx struct {
+	storage.Tx
+	c *countingStore
+}
+
+func (t countingTx) Get(key string) (storage.Entry, error) {
+	if strings.Contains(key, "/mat/") {
+		t.c.material.Add(1)
+	}
+	return t.Tx.Get(key)
 }
 
 func (c *countingStore) Update(ctx context.Context, fn func(storage.Tx) error) error {

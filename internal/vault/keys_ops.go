@@ -212,11 +212,12 @@ func (s *Service) version(ctx context.Context, v Vault, name, version string) (*
 	var rec keyRecord
 	var meta versionRecord
 	var mat []byte
-	needMat := false
+	needMat, gone := false, false
 	err := s.store.View(ctx, func(tx storage.Tx) error {
-		mat, needMat = nil, false
+		mat, needMat, gone = nil, false, false
 		if _, err := getJSON(tx, keyKey(v.UID, name), &rec); err != nil {
 			if isNotFound(err) {
+				gone = true
 				return errKeyNotFound(name)
 			}
 			return err
@@ -244,7 +245,7 @@ func (s *Service) version(ctx context.Context, v Vault, name, version string) (*
 	})
 	if err != nil {
 		s.keys.release(held)
-		if errkind.Is(err, errkind.NotFound) {
+		if gone { // deleted through another node: forget its private keys
 			s.keys.evictKey(nk)
 		}
 		return nil, versionRecord{}, err
@@ -1043,4 +1044,13 @@ func dropKeyDueTx(tx storage.Tx, v Vault, contents []storage.Entry) error {
 		}
 	}
 	return nil
+}
+
+// DataPlaneVault returns the live vault called name for the data plane,
+// from the cache when it is fresh: every request needs its tenant, its
+// authorization model and its access policies before anything else. A
+// vault whose subscription is not usable is refused here, with the reason.
+func (s *Service) DataPlaneVault(ctx context.Context, name string) (Vault, error) {
+	v, _, err := s.keyVault(ctx, name)
+	return v, err
 }

@@ -99,7 +99,7 @@ func (d isoDuration) length(ref time.Time) time.Duration { return d.addTo(ref).S
 
 const day24 = 24 * time.Hour
 
-// checkPolicy validates p against Key Vault's rules and returns it
+// checkRotationPolicy validates p against Key Vault's rules and returns it
 // canonical: durations uppercased, action types spelled Rotate and Notify,
 // and the default Notify action added when only Rotate is given. ref is
 // the time calendar durations are measured from.
