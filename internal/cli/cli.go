@@ -105,6 +105,14 @@ var cmdlets = map[string]struct {
 	"register-azproviderfeature":  {[]string{"feature", "register"}, map[string]string{"featurename": "--name", "providernamespace": "--namespace"}},
 	"register-azresourceprovider": {[]string{"provider", "register"}, map[string]string{"providernamespace": "--namespace"}},
 	"get-azkeyvault":              {[]string{"vault", "show"}, map[string]string{"vaultname": "--name"}},
+	"add-azkeyvaultkey": {[]string{"key", "create"}, map[string]string{"vaultname": "--vault-name", "name": "--name",
+		"expires": "--expires", "notbefore": "--not-before", "keyops": "--ops", "size": "--size", "keytype": "--kty"}},
+	"get-azkeyvaultkey":         {[]string{"key", "show"}, map[string]string{"vaultname": "--vault-name", "name": "--name", "version": "--version"}},
+	"update-azkeyvaultkey":      {[]string{"key", "update"}, map[string]string{"vaultname": "--vault-name", "name": "--name", "expires": "--expires", "enable": "--enable"}},
+	"backup-azkeyvaultkey":      {[]string{"key", "backup"}, map[string]string{"vaultname": "--vault-name", "name": "--name", "outputfile": "--file"}},
+	"restore-azkeyvaultkey":     {[]string{"key", "restore"}, map[string]string{"vaultname": "--vault-name", "inputfile": "--file"}},
+	"remove-azkeyvaultkey":      {[]string{"key", "delete"}, map[string]string{"vaultname": "--vault-name", "name": "--name"}},
+	"undo-azkeyvaultkeyremoval": {[]string{"key", "recover"}, map[string]string{"vaultname": "--vault-name", "name": "--name"}},
 }
 
 // RewriteCmdlet turns `Get-AzADServicePrincipal -ServicePrincipalName X`
