@@ -25,6 +25,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 
@@ -257,6 +258,12 @@ func (k Key) HasPrivate() bool {
 func (k Key) Strip() Key {
 	return Key{KID: k.KID, Kty: k.Kty, KeyOps: slices.Clone(k.KeyOps),
 		N: slices.Clone(k.N), E: slices.Clone(k.E), Crv: k.Crv, X: slices.Clone(k.X), Y: slices.Clone(k.Y)}
+}
+
+// LogValue logs what identifies the key, never its material.
+func (k Key) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("kid", k.KID), slog.String("kty", k.Kty), slog.String("crv", k.Crv),
+		slog.Bool("private", k.HasPrivate()))
 }
 
 // Wipe zeroes and drops the private members of k. Public members stay.

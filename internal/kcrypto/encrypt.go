@@ -74,6 +74,7 @@ func MaxPlaintext(pub crypto.PublicKey, alg string) (int, error) {
 // Decrypt decrypts (or unwraps) ct with an RSA private key. k must be a
 // precomputed *rsa.PrivateKey, as GenerateRSA, ParsePrivate and
 // jwk.Key.PrivateKey return: nothing about the key is derived per call.
+// The caller owns the plaintext and wipes it when done.
 //
 // An elliptic-curve key or an unknown algorithm is errkind.Invalid with a
 // clear message, decided before the ciphertext is looked at. Every failure

@@ -214,7 +214,8 @@ func rawDecrypt(k *rsa.PrivateKey, alg string, ct []byte) ([]byte, error) {
 	case kcrypto.RSAOAEP256:
 		return k.Decrypt(nil, ct, &rsa.OAEPOptions{Hash: crypto.SHA256, MGFHash: crypto.SHA256})
 	}
-	return rsa.DecryptPKCS1v15(nil, k, ct) //nolint:staticcheck // the algorithm under test
+	//lint:ignore SA1019 the algorithm under test
+	return rsa.DecryptPKCS1v15(nil, k, ct)
 }
 
 func rawEncrypt(t *testing.T, k *rsa.PublicKey, alg string, pt []byte) []byte {
@@ -226,7 +227,8 @@ func rawEncrypt(t *testing.T, k *rsa.PublicKey, alg string, pt []byte) []byte {
 	case kcrypto.RSAOAEP256:
 		ct, err = rsa.EncryptOAEP(sha256.New(), rand.Reader, k, pt, nil)
 	default:
-		ct, err = rsa.EncryptPKCS1v15(rand.Reader, k, pt) //nolint:staticcheck // the algorithm under test
+		//lint:ignore SA1019 the algorithm under test
+		ct, err = rsa.EncryptPKCS1v15(rand.Reader, k, pt)
 	}
 	if err != nil {
 		t.Fatal(err)
