@@ -145,9 +145,20 @@ func (a *API) serve(w http.ResponseWriter, r *http.Request, vaultName string, t 
 		return errkind.Errorf(errkind.Unauthenticated, "AKV10032: Invalid issuer. The token was issued by tenant %s; vault %s trusts tenant %s.",
 			p.TenantID, v.Name, v.TenantID).WithCode("Unauthorized")
 	}
+	// A malformed name is the caller's mistake whatever its rights: say so
+	// before authorization builds a scope from it.
+	if t.name != "" && !vault.ValidKeyName(t.name) {
+		return errkind.Errorf(errkind.Invalid, "The key name %q is not valid: use 1 to 127 letters, digits and hyphens.", t.name).WithCode("BadParameter")
+	}
 	req := &request{p: p, vault: v, t: t, start: time.Now()}
 	var res response
-	err = a.authorize(ctx, req)
+	// An operation no vault offers is refused whatever the caller's roles:
+	// it has no data action or access-policy permission to authorize.
+	if t.op == opRandom {
+		err = errRandomBytes
+	} else {
+		err = a.authorize(ctx, req)
+	}
 	if err == nil {
 		err = a.throttle(v.Name)
 	}

@@ -165,9 +165,6 @@ func decode(r *http.Request, v any) error {
 // dispatch runs the operation of an authorized request.
 func (a *API) dispatch(r *http.Request, req *request) (response, error) {
 	ctx, c, v, t := r.Context(), req.p.Caller(), req.vault.Name, req.t
-	if t.name != "" && !vault.ValidKeyName(t.name) {
-		return response{}, errkind.Errorf(errkind.Invalid, "The key name %q is not valid: use 1 to 127 letters, digits and hyphens.", t.name).WithCode("BadParameter")
-	}
 	bundle := func(k vault.Key, err error) (response, error) {
 		if err != nil {
 			return response{}, err
@@ -199,6 +196,9 @@ func (a *API) dispatch(r *http.Request, req *request) (response, error) {
 			Attributes attributesIn      `json:"attributes"`
 			Tags       map[string]string `json:"tags"`
 		}
+		// The private members are ours to wipe once the vault has them
+		// (or once decoding failed after they were read).
+		defer in.Key.Wipe()
 		if err := decode(r, &in); err != nil {
 			return response{}, err
 		}
@@ -275,10 +275,12 @@ func (a *API) dispatch(r *http.Request, req *request) (response, error) {
 	case opRelease:
 		return response{}, errkind.New(errkind.Invalid, "Key release is not supported: keys of this service are not exportable.").WithCode("BadParameter")
 	case opRandom:
-		return response{}, errkind.New(errkind.Invalid, "GetRandomBytes is a Managed HSM operation; this vault does not offer it.").WithCode("BadParameter")
+		return response{}, errRandomBytes
 	}
 	return response{}, errkind.New(errkind.Invalid, "unsupported operation").WithCode("BadParameter")
 }
+
+var errRandomBytes = errkind.New(errkind.Invalid, "GetRandomBytes is a Managed HSM operation; this vault does not offer it.").WithCode("BadParameter")
 
 // maxResults is AKV's page size range.
 const maxResults = 25
