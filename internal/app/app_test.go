@@ -43,6 +43,12 @@ func start(t *testing.T, dataDir string) *server { return startWith(t, dataDir, 
 // manager, say); the KDF is always the cheap one.
 func startWith(t *testing.T, dataDir string, o app.Options) *server {
 	t.Helper()
+	return startConfigured(t, dataDir, o, nil)
+}
+
+// startConfigured is startWith with a change to the configuration.
+func startConfigured(t *testing.T, dataDir string, o app.Options, tune func(*config.Config)) *server {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -52,6 +58,9 @@ func startWith(t *testing.T, dataDir string, o app.Options) *server {
 	cfg.DataDir = dataDir
 	cfg.Listen = ln.Addr().String()
 	cfg.PublicURL = "https://localhost:" + strconv.Itoa(port)
+	if tune != nil {
+		tune(&cfg)
+	}
 	if err := cfg.Complete(); err != nil {
 		t.Fatal(err)
 	}
