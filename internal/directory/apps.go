@@ -134,7 +134,7 @@ func (d *Directory) CreateApplication(ctx context.Context, c Caller, tid string,
 		Certificates: []CertificateCredential{}, CreatedAt: now}
 	var sp ServicePrincipal
 	err = d.store.Update(ctx, func(tx storage.Tx) error {
-		if err := putJSON(tx, kApp+appID, app, storage.MustNotExist); err != nil {
+		if err := storage.PutJSON(tx, kApp+appID, app, storage.MustNotExist); err != nil {
 			if errors.Is(err, storage.ErrConflict) {
 				return errkind.Errorf(errkind.AlreadyExists, "an application with appId %s already exists", appID)
 			}
@@ -177,7 +177,7 @@ func (d *Directory) Application(ctx context.Context, appID string) (Application,
 		return a, ErrAppNotFound
 	}
 	err := d.store.View(ctx, func(tx storage.Tx) error {
-		_, err := getJSON(tx, kApp+lower(appID), &a)
+		_, err := storage.GetJSON(tx, kApp+lower(appID), &a)
 		return notFound(err, ErrAppNotFound)
 	})
 	return a, err
@@ -203,7 +203,7 @@ func (d *Directory) ApplicationInTenant(ctx context.Context, c Caller, tid, id s
 		if !IsGUID(appID) {
 			return ErrAppNotFound
 		}
-		_, err := getJSON(tx, kApp+appID, &a)
+		_, err := storage.GetJSON(tx, kApp+appID, &a)
 		if err == nil && a.TenantID != lower(tid) {
 			return ErrAppNotFound
 		}
@@ -225,7 +225,7 @@ func (d *Directory) Applications(ctx context.Context, c Caller, tid string) ([]A
 		}
 		for _, e := range entries {
 			var a Application
-			if _, err := getJSON(tx, kApp+string(e.Value), &a); err != nil {
+			if _, err := storage.GetJSON(tx, kApp+string(e.Value), &a); err != nil {
 				return err
 			}
 			out = append(out, a)
@@ -350,14 +350,14 @@ func (d *Directory) AddCertificate(ctx context.Context, c Caller, tid, id, displ
 func (d *Directory) updateApp(ctx context.Context, appID string, change func(*Application) error, audit func(storage.Tx) error) error {
 	return d.store.Update(ctx, func(tx storage.Tx) error {
 		var a Application
-		v, err := getJSON(tx, kApp+appID, &a)
+		v, err := storage.GetJSON(tx, kApp+appID, &a)
 		if err != nil {
 			return notFound(err, ErrAppNotFound)
 		}
 		if err := change(&a); err != nil {
 			return err
 		}
-		if err := putJSON(tx, kApp+appID, a, v); err != nil {
+		if err := storage.PutJSON(tx, kApp+appID, a, v); err != nil {
 			return err
 		}
 		return audit(tx)
@@ -450,7 +450,7 @@ func (d *Directory) createSPTx(ctx context.Context, tx storage.Tx, c Caller, tid
 		}
 		return ServicePrincipal{}, err
 	}
-	if err := putJSON(tx, kSP+tid+"/"+id, sp, storage.MustNotExist); err != nil {
+	if err := storage.PutJSON(tx, kSP+tid+"/"+id, sp, storage.MustNotExist); err != nil {
 		return ServicePrincipal{}, err
 	}
 	if _, err := tx.Put(kObject+tid+"/"+id, []byte("servicePrincipal"), storage.MustNotExist); err != nil {
@@ -469,7 +469,7 @@ func (d *Directory) ServicePrincipal(ctx context.Context, c Caller, tid, id stri
 		return sp, ErrSPNotFound
 	}
 	err := d.store.View(ctx, func(tx storage.Tx) error {
-		_, err := getJSON(tx, kSP+lower(tid)+"/"+lower(id), &sp)
+		_, err := storage.GetJSON(tx, kSP+lower(tid)+"/"+lower(id), &sp)
 		return notFound(err, ErrSPNotFound)
 	})
 	return sp, err
@@ -488,7 +488,7 @@ func (d *Directory) ServicePrincipalByAppID(ctx context.Context, tid, appID stri
 		if err != nil {
 			return notFound(err, ErrSPNotFound)
 		}
-		_, err = getJSON(tx, kSP+lower(tid)+"/"+string(e.Value), &sp)
+		_, err = storage.GetJSON(tx, kSP+lower(tid)+"/"+string(e.Value), &sp)
 		return notFound(err, ErrSPNotFound)
 	})
 	return sp, err
@@ -522,7 +522,7 @@ func (d *Directory) DeleteServicePrincipal(ctx context.Context, c Caller, tid, i
 		if !IsGUID(id) {
 			return ErrSPNotFound
 		}
-		if _, err := getJSON(tx, kSP+tid+"/"+lower(id), &sp); err != nil {
+		if _, err := storage.GetJSON(tx, kSP+tid+"/"+lower(id), &sp); err != nil {
 			return notFound(err, ErrSPNotFound)
 		}
 		for _, k := range []string{kSP + tid + "/" + sp.ID, kSPApp + tid + "/" + sp.AppID, kObject + tid + "/" + sp.ID} {

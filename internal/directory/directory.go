@@ -122,26 +122,6 @@ func IsGUID(s string) bool {
 	return err == nil
 }
 
-func getJSON(tx storage.Tx, key string, v any) (int64, error) {
-	e, err := tx.Get(key)
-	if err != nil {
-		return 0, err
-	}
-	if err := json.Unmarshal(e.Value, v); err != nil {
-		return 0, fmt.Errorf("directory: decoding %s: %w", key, err)
-	}
-	return e.Version, nil
-}
-
-func putJSON(tx storage.Tx, key string, v any, ifVersion int64) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return fmt.Errorf("directory: encoding %s: %w", key, err)
-	}
-	_, err = tx.Put(key, b, ifVersion)
-	return err
-}
-
 // notFound turns storage.ErrNotFound into the domain's error.
 func notFound(err, domainErr error) error {
 	if errors.Is(err, storage.ErrNotFound) {

@@ -175,11 +175,11 @@ func (d *Directory) AssignRole(ctx context.Context, c Caller, tid, roleID, princ
 		for _, e := range existing {
 			if string(e.Value) == role.ID {
 				id := strings.TrimPrefix(e.Key, kPrincipalRA+tid+"/"+principalID+"/")
-				_, err := getJSON(tx, kRole+tid+"/"+id, &ra)
+				_, err := storage.GetJSON(tx, kRole+tid+"/"+id, &ra)
 				return err
 			}
 		}
-		if err := putJSON(tx, kRole+tid+"/"+ra.ID, ra, storage.MustNotExist); err != nil {
+		if err := storage.PutJSON(tx, kRole+tid+"/"+ra.ID, ra, storage.MustNotExist); err != nil {
 			return err
 		}
 		if _, err := tx.Put(kPrincipalRA+tid+"/"+principalID+"/"+ra.ID, []byte(role.ID), storage.MustNotExist); err != nil {
@@ -219,7 +219,7 @@ func (d *Directory) RoleAssignment(ctx context.Context, c Caller, tid, id string
 		return ra, ErrAssignmentMissing
 	}
 	err := d.store.View(ctx, func(tx storage.Tx) error {
-		_, err := getJSON(tx, kRole+lower(tid)+"/"+lower(id), &ra)
+		_, err := storage.GetJSON(tx, kRole+lower(tid)+"/"+lower(id), &ra)
 		return notFound(err, ErrAssignmentMissing)
 	})
 	return ra, err
@@ -238,7 +238,7 @@ func (d *Directory) RemoveRoleAssignment(ctx context.Context, c Caller, tid, id 
 	tid, id = lower(tid), lower(id)
 	return d.store.Update(ctx, func(tx storage.Tx) error {
 		var ra RoleAssignment
-		if _, err := getJSON(tx, kRole+tid+"/"+id, &ra); err != nil {
+		if _, err := storage.GetJSON(tx, kRole+tid+"/"+id, &ra); err != nil {
 			return notFound(err, ErrAssignmentMissing)
 		}
 		if err := tx.Delete(kRole+tid+"/"+id, storage.AnyVersion); err != nil {

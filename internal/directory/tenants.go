@@ -164,7 +164,7 @@ func (d *Directory) CreateTenant(ctx context.Context, c Caller, spec TenantSpec)
 		} else if !errors.Is(err, storage.ErrNotFound) {
 			return err
 		}
-		if err := putJSON(tx, kTenant+t.ID, t, storage.MustNotExist); err != nil {
+		if err := storage.PutJSON(tx, kTenant+t.ID, t, storage.MustNotExist); err != nil {
 			if errors.Is(err, storage.ErrConflict) {
 				return errkind.Errorf(errkind.AlreadyExists, "a tenant with id %s already exists", t.ID)
 			}
@@ -198,7 +198,7 @@ func (d *Directory) Tenant(ctx context.Context, id string) (Tenant, error) {
 		return t, ErrTenantNotFound
 	}
 	err := d.store.View(ctx, func(tx storage.Tx) error {
-		_, err := getJSON(tx, kTenant+lower(id), &t)
+		_, err := storage.GetJSON(tx, kTenant+lower(id), &t)
 		return notFound(err, ErrTenantNotFound)
 	})
 	return t, err
@@ -297,14 +297,14 @@ func (d *Directory) changeLicenses(ctx context.Context, c Caller, tid, action, s
 	}
 	var t Tenant
 	err := d.store.Update(ctx, func(tx storage.Tx) error {
-		v, err := getJSON(tx, kTenant+lower(tid), &t)
+		v, err := storage.GetJSON(tx, kTenant+lower(tid), &t)
 		if err != nil {
 			return notFound(err, ErrTenantNotFound)
 		}
 		if err := change(&t, k); err != nil {
 			return err
 		}
-		if err := putJSON(tx, kTenant+t.ID, t, v); err != nil {
+		if err := storage.PutJSON(tx, kTenant+t.ID, t, v); err != nil {
 			return err
 		}
 		return d.record(ctx, tx, c, t.ID, action, k.Name)
@@ -316,12 +316,12 @@ func (d *Directory) changeLicenses(ctx context.Context, c Caller, tid, action, s
 func (d *Directory) setFirstAdmins(ctx context.Context, tid string, ids []string) (Tenant, error) {
 	var t Tenant
 	err := d.store.Update(ctx, func(tx storage.Tx) error {
-		v, err := getJSON(tx, kTenant+tid, &t)
+		v, err := storage.GetJSON(tx, kTenant+tid, &t)
 		if err != nil {
 			return notFound(err, ErrTenantNotFound)
 		}
 		t.FirstAdmins = ids
-		return putJSON(tx, kTenant+tid, t, v)
+		return storage.PutJSON(tx, kTenant+tid, t, v)
 	})
 	return t, err
 }

@@ -86,7 +86,7 @@ func (d *Directory) CreateUser(ctx context.Context, c Caller, tid string, spec U
 			}
 			return err
 		}
-		if err := putJSON(tx, kUser+t.ID+"/"+id, u, storage.MustNotExist); err != nil {
+		if err := storage.PutJSON(tx, kUser+t.ID+"/"+id, u, storage.MustNotExist); err != nil {
 			return err
 		}
 		if _, err := tx.Put(kObject+t.ID+"/"+id, []byte("user"), storage.MustNotExist); err != nil {
@@ -120,7 +120,7 @@ func (d *Directory) userRecord(ctx context.Context, tid, idOrUPN string) (userRe
 			}
 			key = kUser + string(e.Value)
 		}
-		_, err := getJSON(tx, key, &u)
+		_, err := storage.GetJSON(tx, key, &u)
 		if err == nil && u.TenantID != lower(tid) {
 			return ErrUserNotFound
 		}

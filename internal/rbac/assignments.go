@@ -178,7 +178,7 @@ func (s *Service) CreateAssignment(ctx context.Context, c Principal, spec Assign
 	err = s.store.Update(ctx, func(tx storage.Tx) error {
 		changed = false
 		var old Assignment
-		_, err := getJSON(tx, kAssignment+tid+"/"+id, &old)
+		_, err := storage.GetJSON(tx, kAssignment+tid+"/"+id, &old)
 		switch {
 		case err == nil:
 			if !old.sameContent(a) {
@@ -256,13 +256,13 @@ func scopeIndexKey(a Assignment) string {
 }
 
 func putAssignmentTx(tx storage.Tx, a Assignment) error {
-	if err := putJSON(tx, kAssignment+a.TenantID+"/"+a.ID, a, storage.MustNotExist); err != nil {
+	if err := storage.PutJSON(tx, kAssignment+a.TenantID+"/"+a.ID, a, storage.MustNotExist); err != nil {
 		return err
 	}
-	if err := putJSON(tx, kPrincipal+a.TenantID+"/"+a.PrincipalID+"/"+a.ID, a, storage.AnyVersion); err != nil {
+	if err := storage.PutJSON(tx, kPrincipal+a.TenantID+"/"+a.PrincipalID+"/"+a.ID, a, storage.AnyVersion); err != nil {
 		return err
 	}
-	if err := putJSON(tx, scopeIndexKey(a), a, storage.AnyVersion); err != nil {
+	if err := storage.PutJSON(tx, scopeIndexKey(a), a, storage.AnyVersion); err != nil {
 		return err
 	}
 	_, err := tx.Put(kRole+a.TenantID+"/"+a.RoleID()+"/"+a.ID, []byte(a.Scope), storage.AnyVersion)
@@ -316,7 +316,7 @@ func (s *Service) Assignment(ctx context.Context, c Principal, scope resourceid.
 func (s *Service) loadAssignment(ctx context.Context, tid, id string) (Assignment, error) {
 	var a Assignment
 	err := s.store.View(ctx, func(tx storage.Tx) error {
-		_, err := getJSON(tx, kAssignment+tid+"/"+lower(id), &a)
+		_, err := storage.GetJSON(tx, kAssignment+tid+"/"+lower(id), &a)
 		return err
 	})
 	if isNotFound(err) {
@@ -537,7 +537,7 @@ func (s *Service) GrantTx(ctx context.Context, tx storage.Tx, by audit.Actor, g 
 	}
 	if _, ok := s.builtin[roleID]; !ok {
 		var d RoleDefinition
-		if _, err := getJSON(tx, kDefinition+tid+"/"+roleID, &d); err != nil {
+		if _, err := storage.GetJSON(tx, kDefinition+tid+"/"+roleID, &d); err != nil {
 			if isNotFound(err) {
 				return Assignment{}, roleNotFound(g.RoleID)
 			}

@@ -31,7 +31,7 @@ func (s *Service) definitionIn(ctx context.Context, tid, id string) (RoleDefinit
 	}
 	var d RoleDefinition
 	err := s.store.View(ctx, func(tx storage.Tx) error {
-		_, err := getJSON(tx, kDefinition+tid+"/"+id, &d)
+		_, err := storage.GetJSON(tx, kDefinition+tid+"/"+id, &d)
 		return err
 	})
 	if isNotFound(err) {
@@ -157,7 +157,7 @@ func (s *Service) PutDefinition(ctx context.Context, c Principal, scope resource
 	def.CreatedOn, def.UpdatedOn, def.CreatedBy, def.UpdatedBy = now, now, lower(c.ObjectID), lower(c.ObjectID)
 	err = s.store.Update(ctx, func(tx storage.Tx) error {
 		var old RoleDefinition
-		ver, err := getJSON(tx, kDefinition+tid+"/"+id, &old)
+		ver, err := storage.GetJSON(tx, kDefinition+tid+"/"+id, &old)
 		switch {
 		case err == nil:
 			def.CreatedOn, def.CreatedBy = old.CreatedOn, old.CreatedBy
@@ -183,7 +183,7 @@ func (s *Service) PutDefinition(ctx context.Context, c Principal, scope resource
 		if _, err := tx.Put(nameKey, []byte(id), storage.AnyVersion); err != nil {
 			return err
 		}
-		if err := putJSON(tx, kDefinition+tid+"/"+id, def, ver); err != nil {
+		if err := storage.PutJSON(tx, kDefinition+tid+"/"+id, def, ver); err != nil {
 			return err
 		}
 		return s.record(ctx, tx, c.actor(tid), tid, action, target)
@@ -365,7 +365,7 @@ func (s *Service) DeleteDefinition(ctx context.Context, c Principal, scope resou
 			return ErrDefinitionInUse
 		}
 		var cur RoleDefinition
-		ver, err := getJSON(tx, kDefinition+tid+"/"+id, &cur)
+		ver, err := storage.GetJSON(tx, kDefinition+tid+"/"+id, &cur)
 		if isNotFound(err) {
 			return ErrDefinitionNotFound
 		}

@@ -277,7 +277,7 @@ func (s *Service) loadGrants(tx storage.Tx, tid, oid string) ([]grant, error) {
 		}
 		if role == nil {
 			var d RoleDefinition
-			if _, err := getJSON(tx, kDefinition+tid+"/"+rid, &d); err != nil {
+			if _, err := storage.GetJSON(tx, kDefinition+tid+"/"+rid, &d); err != nil {
 				if isNotFound(err) {
 					continue
 				}

@@ -143,26 +143,6 @@ func (s *Service) newID() (string, error) {
 	return u.String(), nil
 }
 
-func getJSON(tx storage.Tx, key string, v any) (int64, error) {
-	e, err := tx.Get(key)
-	if err != nil {
-		return 0, err
-	}
-	if err := json.Unmarshal(e.Value, v); err != nil {
-		return 0, fmt.Errorf("rbac: decoding %s: %w", key, err)
-	}
-	return e.Version, nil
-}
-
-func putJSON(tx storage.Tx, key string, v any, ifVersion int64) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return fmt.Errorf("rbac: encoding %s: %w", key, err)
-	}
-	_, err = tx.Put(key, b, ifVersion)
-	return err
-}
-
 func listJSON[T any](tx storage.Tx, prefix string) ([]T, error) {
 	entries, err := tx.List(prefix, "", 0)
 	if err != nil {

@@ -121,7 +121,7 @@ func (s *Service) CreateOrUpdateGroup(ctx context.Context, c directory.Caller, s
 		now := s.now().UTC()
 		key := groupKey(subscription.ID, name)
 		var old ResourceGroup
-		v, err := getJSON(tx, key, &old)
+		v, err := storage.GetJSON(tx, key, &old)
 		switch {
 		case errors.Is(err, storage.ErrNotFound):
 			created = true
@@ -138,7 +138,7 @@ func (s *Service) CreateOrUpdateGroup(ctx context.Context, c directory.Caller, s
 			g = old
 			g.Tags, g.ChangedAt, g.ChangedBy = maps.Clone(spec.Tags), now, c.ID
 		}
-		if err := putJSON(tx, key, g, v); err != nil {
+		if err := storage.PutJSON(tx, key, g, v); err != nil {
 			return err
 		}
 		reason := "updated"
@@ -173,7 +173,7 @@ func loadGroup(tx storage.Tx, sub, name string) (ResourceGroup, int64, error) {
 	if CheckGroupName(name) != nil {
 		return g, 0, errGroupNotFound(name)
 	}
-	v, err := getJSON(tx, groupKey(sub, name), &g)
+	v, err := storage.GetJSON(tx, groupKey(sub, name), &g)
 	return g, v, notFound(err, errGroupNotFound(name))
 }
 
@@ -192,7 +192,7 @@ func (s *Service) Groups(ctx context.Context, sub string) ([]ResourceGroup, erro
 		}
 		for _, e := range entries {
 			var g ResourceGroup
-			if _, err := getJSON(tx, e.Key, &g); err != nil {
+			if _, err := storage.GetJSON(tx, e.Key, &g); err != nil {
 				return err
 			}
 			out = append(out, g)

@@ -148,7 +148,7 @@ func (r registration) feature(now time.Time) Feature {
 // is stored.
 func loadReg(tx storage.Tx, key string, initial registration) (registration, int64, error) {
 	var r registration
-	v, err := getJSON(tx, key, &r)
+	v, err := storage.GetJSON(tx, key, &r)
 	if errkind.Is(err, errkind.NotFound) {
 		return initial, storage.MustNotExist, nil
 	}
@@ -334,7 +334,7 @@ func (s *Service) changeProvider(ctx context.Context, c directory.Caller, subID,
 			changed = true
 		}
 		if changed {
-			if err := putJSON(tx, providerKey(sub.ID, n), r, v); err != nil {
+			if err := storage.PutJSON(tx, providerKey(sub.ID, n), r, v); err != nil {
 				return err
 			}
 		}
@@ -474,7 +474,7 @@ func (s *Service) changeFeature(ctx context.Context, c directory.Caller, subID, 
 			changed = true
 		}
 		if changed {
-			if err := putJSON(tx, featureKey(sub.ID, f), r, v); err != nil {
+			if err := storage.PutJSON(tx, featureKey(sub.ID, f), r, v); err != nil {
 				return err
 			}
 		}

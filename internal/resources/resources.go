@@ -17,7 +17,6 @@ package resources
 import (
 	"context"
 	"crypto/rand"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -224,26 +223,6 @@ func newID(r io.Reader) (string, error) {
 		return "", fmt.Errorf("resources: reading random: %w", err)
 	}
 	return u.String(), nil
-}
-
-func getJSON(tx storage.Tx, key string, v any) (int64, error) {
-	e, err := tx.Get(key)
-	if err != nil {
-		return 0, err
-	}
-	if err := json.Unmarshal(e.Value, v); err != nil {
-		return 0, fmt.Errorf("resources: decoding %s: %w", key, err)
-	}
-	return e.Version, nil
-}
-
-func putJSON(tx storage.Tx, key string, v any, ifVersion int64) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return fmt.Errorf("resources: encoding %s: %w", key, err)
-	}
-	_, err = tx.Put(key, b, ifVersion)
-	return err
 }
 
 // notFound turns storage.ErrNotFound into the domain's error.

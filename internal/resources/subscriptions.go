@@ -194,7 +194,7 @@ func (s *Service) Create(ctx context.Context, c directory.Caller, spec Subscript
 	rec := subRecord{Subscription: Subscription{ID: id, TenantID: t.ID, DisplayName: name, Offer: offer, State: Enabled,
 		CreatedAt: s.now().UTC(), CreatedBy: creator}, Billing: Enabled}
 	err = s.store.Update(ctx, func(tx storage.Tx) error {
-		if err := putJSON(tx, kSub+id, rec, storage.MustNotExist); err != nil {
+		if err := storage.PutJSON(tx, kSub+id, rec, storage.MustNotExist); err != nil {
 			if errors.Is(err, storage.ErrConflict) {
 				return errkind.Errorf(errkind.AlreadyExists, "a subscription with id '%s' already exists", id).WithCode(CodeInvalidSubscription)
 			}
@@ -308,7 +308,7 @@ func loadSub(tx storage.Tx, id string) (subRecord, int64, error) {
 	if !directory.IsGUID(id) {
 		return r, 0, errSubscriptionNotFound(id)
 	}
-	v, err := getJSON(tx, kSub+id, &r)
+	v, err := storage.GetJSON(tx, kSub+id, &r)
 	return r, v, notFound(err, errSubscriptionNotFound(id))
 }
 
@@ -386,7 +386,7 @@ func (s *Service) SetState(ctx context.Context, c directory.Caller, id string, s
 		from := r.State
 		r.Billing = st
 		r.State = r.stateAt(now)
-		if err := putJSON(tx, kSub+r.ID, r, v); err != nil {
+		if err := storage.PutJSON(tx, kSub+r.ID, r, v); err != nil {
 			return err
 		}
 		sub = r.Subscription
@@ -425,7 +425,7 @@ func (s *Service) Cancel(ctx context.Context, c directory.Caller, id string) (Su
 		if r.Cancelled() {
 			sub = r.Subscription
 			if r.State != from {
-				return putJSON(tx, kSub+r.ID, r, v)
+				return storage.PutJSON(tx, kSub+r.ID, r, v)
 			}
 			return nil
 		}
@@ -441,7 +441,7 @@ func (s *Service) Cancel(ctx context.Context, c directory.Caller, id string) (Su
 		cn.DeleteAt = cn.DisableAt.Add(s.deletionDelay)
 		r.Cancellation = cn
 		r.State = r.stateAt(now)
-		if err := putJSON(tx, kSub+r.ID, r, v); err != nil {
+		if err := storage.PutJSON(tx, kSub+r.ID, r, v); err != nil {
 			return err
 		}
 		sub = r.Subscription
@@ -485,7 +485,7 @@ func (s *Service) Reactivate(ctx context.Context, c directory.Caller, id string)
 				r.ID, when(r.Cancellation.DeleteAt)).WithCode(CodeSubscriptionDeleted)
 		case !r.Cancelled():
 			if r.State != from {
-				return putJSON(tx, kSub+r.ID, r, v)
+				return storage.PutJSON(tx, kSub+r.ID, r, v)
 			}
 			return nil
 		}
@@ -493,7 +493,7 @@ func (s *Service) Reactivate(ctx context.Context, c directory.Caller, id string)
 		prev := r.State
 		r.Cancellation = Cancellation{}
 		r.State = r.stateAt(now)
-		if err := putJSON(tx, kSub+r.ID, r, v); err != nil {
+		if err := storage.PutJSON(tx, kSub+r.ID, r, v); err != nil {
 			return err
 		}
 		sub = r.Subscription

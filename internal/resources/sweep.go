@@ -91,7 +91,7 @@ func (s *Service) settleSubEntry(ctx context.Context, tx storage.Tx, e storage.E
 	if err := s.settleSub(ctx, tx, &r, now); err != nil {
 		return false, err
 	}
-	return true, putJSON(tx, e.Key, r, e.Version)
+	return true, storage.PutJSON(tx, e.Key, r, e.Version)
 }
 
 func (s *Service) settleRegEntry(ctx context.Context, tx storage.Tx, e storage.Entry, now time.Time) (bool, error) {
@@ -108,5 +108,5 @@ func (s *Service) settleRegEntry(ctx context.Context, tx storage.Tx, e storage.E
 	if err := s.settleReg(ctx, tx, &r, now); err != nil {
 		return false, err
 	}
-	return true, putJSON(tx, e.Key, r, e.Version)
+	return true, storage.PutJSON(tx, e.Key, r, e.Version)
 }

@@ -1,7 +1,6 @@
 package vault
 
 import (
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"regexp"
@@ -13,7 +12,6 @@ import (
 	"github.com/customerkey/customerkey/internal/audit"
 	"github.com/customerkey/customerkey/internal/errkind"
 	"github.com/customerkey/customerkey/internal/jwk"
-	"github.com/customerkey/customerkey/internal/storage"
 )
 
 // Key types (kty). Only the software types RSA and EC can be created or
@@ -308,26 +306,6 @@ func cloneTime(t *time.Time) *time.Time {
 	}
 	c := *t
 	return &c
-}
-
-func getJSON(tx storage.Tx, key string, v any) (int64, error) {
-	e, err := tx.Get(key)
-	if err != nil {
-		return 0, err
-	}
-	if err := json.Unmarshal(e.Value, v); err != nil {
-		return 0, fmt.Errorf("vault: decoding %s: %w", e.Key, err)
-	}
-	return e.Version, nil
-}
-
-func putJSON(tx storage.Tx, key string, v any, ifVersion int64) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return fmt.Errorf("vault: encoding %s: %w", key, err)
-	}
-	_, err = tx.Put(key, b, ifVersion)
-	return err
 }
 
 // Key rules.

@@ -309,7 +309,7 @@ func (s *Service) RestoreKey(ctx context.Context, c directory.Caller, vault stri
 		for _, bv := range p.Versions {
 			m := bv.Meta
 			m.Version = fold(m.Version)
-			if err := putJSON(tx, verKey(v.UID, name, m.Version), m, storage.MustNotExist); err != nil {
+			if err := storage.PutJSON(tx, verKey(v.UID, name, m.Version), m, storage.MustNotExist); err != nil {
 				return err
 			}
 			if _, err := tx.Put(matKey(v.UID, name, m.Version), bv.Material, storage.MustNotExist); err != nil {
@@ -322,7 +322,7 @@ func (s *Service) RestoreKey(ctx context.Context, c directory.Caller, vault stri
 		if err := s.scheduleRotation(tx, v, &rec, latest); err != nil {
 			return err
 		}
-		if err := putJSON(tx, keyKey(v.UID, name), rec, storage.MustNotExist); err != nil {
+		if err := storage.PutJSON(tx, keyKey(v.UID, name), rec, storage.MustNotExist); err != nil {
 			return err
 		}
 		reason := fmt.Sprintf("%d versions", len(p.Versions))

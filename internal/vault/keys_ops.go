@@ -215,7 +215,7 @@ func (s *Service) version(ctx context.Context, v Vault, name, version string) (*
 	needMat, gone := false, false
 	err := s.store.View(ctx, func(tx storage.Tx) error {
 		mat, needMat, gone = nil, false, false
-		if _, err := getJSON(tx, keyKey(v.UID, name), &rec); err != nil {
+		if _, err := storage.GetJSON(tx, keyKey(v.UID, name), &rec); err != nil {
 			if isNotFound(err) {
 				gone = true
 				return errKeyNotFound(name)
@@ -226,7 +226,7 @@ func (s *Service) version(ctx context.Context, v Vault, name, version string) (*
 		if want == "" {
 			want = fold(rec.Latest)
 		}
-		if _, err := getJSON(tx, verKey(v.UID, name, want), &meta); err != nil {
+		if _, err := storage.GetJSON(tx, verKey(v.UID, name, want), &meta); err != nil {
 			if isNotFound(err) {
 				return errKeyVersionNotFound(name, version)
 			}
@@ -505,7 +505,7 @@ func (s *Service) addVersion(ctx context.Context, c directory.Caller, v Vault, s
 		meta.Version, meta.Public, meta.CreatedBy = id, pub, actor(c, v.TenantID)
 		meta.Created, meta.Updated = now, now
 		rec = keyRecord{}
-		recVer, err := getJSON(tx, keyKey(v.UID, name), &rec)
+		recVer, err := storage.GetJSON(tx, keyKey(v.UID, name), &rec)
 		switch {
 		case isNotFound(err):
 			if o.mustExist {
@@ -532,7 +532,7 @@ func (s *Service) addVersion(ctx context.Context, c directory.Caller, v Vault, s
 			}
 		}
 		rec.Latest = meta.Version
-		if err := putJSON(tx, verKey(v.UID, name, meta.Version), meta, storage.MustNotExist); err != nil {
+		if err := storage.PutJSON(tx, verKey(v.UID, name, meta.Version), meta, storage.MustNotExist); err != nil {
 			return err
 		}
 		if _, err := tx.Put(matKey(v.UID, name, meta.Version), mat.Reveal(), storage.MustNotExist); err != nil {
@@ -541,7 +541,7 @@ func (s *Service) addVersion(ctx context.Context, c directory.Caller, v Vault, s
 		if err := s.scheduleRotation(tx, v, &rec, meta); err != nil {
 			return err
 		}
-		if err := putJSON(tx, keyKey(v.UID, name), rec, recVer); err != nil {
+		if err := storage.PutJSON(tx, keyKey(v.UID, name), rec, recVer); err != nil {
 			return err
 		}
 		return s.recordKey(ctx, tx, c, v, ref(v, rec.Name, meta.Version), o.action, o.reason)
@@ -613,11 +613,11 @@ func (s *Service) listKeys(ctx context.Context, vault, after string, max int, de
 				break
 			}
 			var rec keyRecord
-			if _, err := getJSON(tx, e.Key, &rec); err != nil {
+			if _, err := storage.GetJSON(tx, e.Key, &rec); err != nil {
 				return err
 			}
 			var meta versionRecord
-			if _, err := getJSON(tx, verKey(v.UID, rec.Name, rec.Latest), &meta); err != nil {
+			if _, err := storage.GetJSON(tx, verKey(v.UID, rec.Name, rec.Latest), &meta); err != nil {
 				return fmt.Errorf("vault: latest version of %s: %w", e.Key, err)
 			}
 			p := properties(v, st, rec.Name, meta)
@@ -654,7 +654,7 @@ func (s *Service) ListKeyVersions(ctx context.Context, vault, name, after string
 	err = s.store.View(ctx, func(tx storage.Tx) error {
 		page = KeyPage{}
 		var rec keyRecord
-		if _, err := getJSON(tx, keyKey(v.UID, name), &rec); err != nil {
+		if _, err := storage.GetJSON(tx, keyKey(v.UID, name), &rec); err != nil {
 			if isNotFound(err) {
 				return errKeyNotFound(name)
 			}
@@ -670,7 +670,7 @@ func (s *Service) ListKeyVersions(ctx context.Context, vault, name, after string
 				break
 			}
 			var meta versionRecord
-			if _, err := getJSON(tx, e.Key, &meta); err != nil {
+			if _, err := storage.GetJSON(tx, e.Key, &meta); err != nil {
 				return err
 			}
 			page.Items = append(page.Items, properties(v, st, rec.Name, meta))
@@ -721,7 +721,7 @@ func (s *Service) UpdateKey(ctx context.Context, c directory.Caller, vault, name
 			return err
 		}
 		rec, meta = keyRecord{}, versionRecord{}
-		recVer, err := getJSON(tx, keyKey(v.UID, name), &rec)
+		recVer, err := storage.GetJSON(tx, keyKey(v.UID, name), &rec)
 		if isNotFound(err) {
 			return errKeyNotFound(name)
 		} else if err != nil {
@@ -731,7 +731,7 @@ func (s *Service) UpdateKey(ctx context.Context, c directory.Caller, vault, name
 		if ver == "" {
 			ver = rec.Latest
 		}
-		metaVer, err := getJSON(tx, verKey(v.UID, name, ver), &meta)
+		metaVer, err := storage.GetJSON(tx, verKey(v.UID, name, ver), &meta)
 		if isNotFound(err) {
 			return errKeyVersionNotFound(name, version)
 		} else if err != nil {
@@ -759,14 +759,14 @@ func (s *Service) UpdateKey(ctx context.Context, c directory.Caller, vault, name
 			meta.Tags = tags
 		}
 		meta.Updated = s.now().UTC().Truncate(time.Second)
-		if err := putJSON(tx, verKey(v.UID, name, meta.Version), meta, metaVer); err != nil {
+		if err := storage.PutJSON(tx, verKey(v.UID, name, meta.Version), meta, metaVer); err != nil {
 			return err
 		}
 		if expChanged && fold(meta.Version) == fold(rec.Latest) {
 			if err := s.scheduleRotation(tx, v, &rec, meta); err != nil {
 				return err
 			}
-			if err := putJSON(tx, keyKey(v.UID, name), rec, recVer); err != nil {
+			if err := storage.PutJSON(tx, keyKey(v.UID, name), rec, recVer); err != nil {
 				return err
 			}
 		}
@@ -801,13 +801,13 @@ func (s *Service) DeleteKey(ctx context.Context, c directory.Caller, vault, name
 			return err
 		}
 		rec, meta = keyRecord{}, versionRecord{}
-		recVer, err := getJSON(tx, keyKey(v.UID, name), &rec)
+		recVer, err := storage.GetJSON(tx, keyKey(v.UID, name), &rec)
 		if isNotFound(err) {
 			return errKeyNotFound(name)
 		} else if err != nil {
 			return err
 		}
-		if _, err := getJSON(tx, verKey(v.UID, name, rec.Latest), &meta); err != nil {
+		if _, err := storage.GetJSON(tx, verKey(v.UID, name, rec.Latest), &meta); err != nil {
 			return err
 		}
 		now := s.now().UTC().Truncate(time.Second)
@@ -831,7 +831,7 @@ func (s *Service) DeleteKey(ctx context.Context, c directory.Caller, vault, name
 		if err := tx.Delete(keyKey(v.UID, name), recVer); err != nil {
 			return err
 		}
-		if err := putJSON(tx, delKeyKey(v.UID, name), rec, storage.MustNotExist); err != nil {
+		if err := storage.PutJSON(tx, delKeyKey(v.UID, name), rec, storage.MustNotExist); err != nil {
 			return err
 		}
 		if _, err := tx.Put(keyDueKey(rec.Deleted.ScheduledPurgeDate, v, duePurge, name), nil, storage.AnyVersion); err != nil {
@@ -881,7 +881,7 @@ func loadDeletedKey(tx storage.Tx, v Vault, name string) (keyRecord, int64, erro
 	if !ValidKeyName(name) {
 		return rec, 0, errDeletedKeyNotFound(name)
 	}
-	ver, err := getJSON(tx, delKeyKey(v.UID, name), &rec)
+	ver, err := storage.GetJSON(tx, delKeyKey(v.UID, name), &rec)
 	if isNotFound(err) {
 		return rec, 0, errDeletedKeyNotFound(name)
 	}
@@ -902,7 +902,7 @@ func (s *Service) GetDeletedKey(ctx context.Context, vault, name string) (Key, e
 		if rec, _, err = loadDeletedKey(tx, v, name); err != nil {
 			return err
 		}
-		_, err = getJSON(tx, verKey(v.UID, name, rec.Latest), &meta)
+		_, err = storage.GetJSON(tx, verKey(v.UID, name, rec.Latest), &meta)
 		return err
 	})
 	if err != nil {
@@ -932,7 +932,7 @@ func (s *Service) RecoverDeletedKey(ctx context.Context, c directory.Caller, vau
 			return err
 		}
 		meta = versionRecord{}
-		if _, err := getJSON(tx, verKey(v.UID, name, rec.Latest), &meta); err != nil {
+		if _, err := storage.GetJSON(tx, verKey(v.UID, name, rec.Latest), &meta); err != nil {
 			return err
 		}
 		if err := tx.Delete(keyDueKey(rec.Deleted.ScheduledPurgeDate, v, duePurge, name), storage.AnyVersion); err != nil {
@@ -945,7 +945,7 @@ func (s *Service) RecoverDeletedKey(ctx context.Context, c directory.Caller, vau
 		if err := s.scheduleRotation(tx, v, &rec, meta); err != nil {
 			return err
 		}
-		if err := putJSON(tx, keyKey(v.UID, name), rec, storage.MustNotExist); err != nil {
+		if err := storage.PutJSON(tx, keyKey(v.UID, name), rec, storage.MustNotExist); err != nil {
 			return err
 		}
 		return s.recordKey(ctx, tx, c, v, ref(v, rec.Name, rec.Latest), actKeyRecover, "")
@@ -1031,7 +1031,7 @@ func dropKeyDueTx(tx storage.Tx, v Vault, contents []storage.Entry) error {
 			continue
 		}
 		var rec keyRecord
-		if _, err := getJSON(tx, e.Key, &rec); err != nil {
+		if _, err := storage.GetJSON(tx, e.Key, &rec); err != nil {
 			continue // leaves at most a stale due entry, which SweepKeys drops
 		}
 		if err := dropRotation(tx, v, &rec); err != nil {

@@ -253,13 +253,13 @@ func liveKey(tx storage.Tx, v Vault, name string) (keyRecord, int64, versionReco
 	if !ValidKeyName(name) {
 		return rec, 0, meta, errKeyNotFound(name)
 	}
-	ver, err := getJSON(tx, keyKey(v.UID, name), &rec)
+	ver, err := storage.GetJSON(tx, keyKey(v.UID, name), &rec)
 	if isNotFound(err) {
 		return rec, 0, meta, errKeyNotFound(name)
 	} else if err != nil {
 		return rec, 0, meta, err
 	}
-	if _, err := getJSON(tx, verKey(v.UID, name, rec.Latest), &meta); err != nil {
+	if _, err := storage.GetJSON(tx, verKey(v.UID, name, rec.Latest), &meta); err != nil {
 		return rec, 0, meta, fmt.Errorf("vault: latest version of %s: %w", name, err)
 	}
 	return rec, ver, meta, nil
@@ -323,7 +323,7 @@ func (s *Service) SetRotationPolicy(ctx context.Context, c directory.Caller, vau
 		if err := s.scheduleRotation(tx, v, &rec, meta); err != nil {
 			return err
 		}
-		if err := putJSON(tx, keyKey(v.UID, name), rec, recVer); err != nil {
+		if err := storage.PutJSON(tx, keyKey(v.UID, name), rec, recVer); err != nil {
 			return err
 		}
 		return s.recordKey(ctx, tx, c, v, ref(v, rec.Name, rec.Latest), actKeySetPolicy, "")
@@ -432,7 +432,7 @@ func (s *Service) sweepKey(ctx context.Context, key string) (bool, error) {
 		err := s.store.Update(ctx, func(tx storage.Tx) error {
 			purged = false
 			var rec keyRecord
-			_, err := getJSON(tx, delKeyKey(uid, name), &rec)
+			_, err := storage.GetJSON(tx, delKeyKey(uid, name), &rec)
 			switch {
 			case isNotFound(err):
 				return tx.Delete(key, storage.AnyVersion)
@@ -460,7 +460,7 @@ func (s *Service) sweepKey(ctx context.Context, key string) (bool, error) {
 	stale := false
 	err = s.store.View(ctx, func(tx storage.Tx) error {
 		var rec keyRecord
-		_, err := getJSON(tx, keyKey(uid, name), &rec)
+		_, err := storage.GetJSON(tx, keyKey(uid, name), &rec)
 		switch {
 		case isNotFound(err):
 			stale = true
