@@ -32,6 +32,7 @@ import (
 	"github.com/customerkey/customerkey/internal/httpx"
 	"github.com/customerkey/customerkey/internal/identity"
 	"github.com/customerkey/customerkey/internal/oauthapi"
+	"github.com/customerkey/customerkey/internal/onboarding"
 	"github.com/customerkey/customerkey/internal/pki"
 	"github.com/customerkey/customerkey/internal/rbac"
 	"github.com/customerkey/customerkey/internal/resources"
@@ -249,7 +250,8 @@ func (s *Server) routes(al *audit.Log) http.Handler {
 	mux := http.NewServeMux()
 	oauthapi.Register(mux, s.ids, s.log)
 	graph.New(graph.Options{Directory: s.dir, Verifier: s.ids, Log: s.log, PublicURL: s.cfg.PublicURL}).Register(mux)
-	ckapi.New(ckapi.Options{Directory: s.dir, Audit: al, Verifier: s.ids, Subscriptions: s.res, Log: s.log, PublicURL: s.cfg.PublicURL,
+	onb := onboarding.New(onboarding.Options{Store: s.store, Audit: s.audit, Directory: s.dir, Resources: s.res, Vaults: s.kv, RBAC: s.rbac})
+	ckapi.New(ckapi.Options{Directory: s.dir, Audit: al, Verifier: s.ids, Subscriptions: s.res, Onboarding: onb, Log: s.log, PublicURL: s.cfg.PublicURL,
 		VaultDNSSuffix: s.cfg.VaultDNSSuffix, VaultResource: s.cfg.VaultResource()}).Register(mux)
 	armAPI := arm.New(arm.Options{Verifier: s.ids, RBAC: s.rbac, Roles: s.rbac, Subscriptions: s.res, Vaults: s.kv,
 		Log: s.log, PublicURL: s.cfg.PublicURL})

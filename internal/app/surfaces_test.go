@@ -137,7 +137,7 @@ func TestDirectoryCommands(t *testing.T) {
 	// password flow is not offered; the token service checks it through the
 	// device code page in the identity tests). Here: the tenant table.
 	out, err = runCLI(t, nil, "tenant", "show", created.TenantID)
-	if err != nil || !strings.Contains(out, "CustomerKeyEligible : Yes") {
+	if err != nil || !strings.Contains(out, "CustomerKeyEligible   : Yes") {
 		t.Errorf("tenant show = %q, %v", out, err)
 	}
 }

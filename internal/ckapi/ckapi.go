@@ -37,6 +37,7 @@ type Subscriptions interface {
 type Options struct {
 	Directory     *directory.Directory
 	Subscriptions Subscriptions
+	Onboarding    Onboarding
 	Audit         *audit.Log
 	Verifier      Verifier
 	Log           *slog.Logger
@@ -69,6 +70,7 @@ func (a *API) Register(mux *http.ServeMux) {
 	route("GET /customerkey/v1/skus", small, a.listSKUs)
 	route("GET /customerkey/v1/metadata", small, a.metadata)
 	route("POST /customerkey/v1/subscriptions", small, a.createSubscription)
+	a.registerOnboarding(route)
 	route("/customerkey/v1/", small, func(http.ResponseWriter, *http.Request) error {
 		return errkind.New(errkind.NotFound, "no such operation; see the API reference in docs/api.md").WithCode("NotFound")
 	})
@@ -91,6 +93,8 @@ type Tenant struct {
 	Licenses      []License `json:"licenses"`
 	Operator      bool      `json:"operator,omitempty"`
 	CreatedAt     time.Time `json:"createdDateTime"`
+	// CustomerKeyScenarios are the workloads enabled for Customer Key.
+	CustomerKeyScenarios []string `json:"customerKeyScenarios"`
 }
 
 // License is a subscribed SKU.
@@ -105,7 +109,7 @@ type License struct {
 
 func tenantOut(t directory.Tenant) Tenant {
 	out := Tenant{TenantID: t.ID, DisplayName: t.DisplayName, DefaultDomain: t.DefaultDomain, Licenses: []License{},
-		Operator: t.Operator, CreatedAt: t.CreatedAt}
+		Operator: t.Operator, CreatedAt: t.CreatedAt, CustomerKeyScenarios: []string{}}
 	for _, l := range t.Licenses {
 		out.Licenses = append(out.Licenses, licenseOut(l.SKU, l.PrepaidUnits))
 	}
@@ -206,7 +210,15 @@ func (a *API) getTenant(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return httpx.JSON(w, http.StatusOK, tenantOut(t))
+	out := tenantOut(t)
+	scenarios, err := a.o.Onboarding.EnabledScenarios(r.Context(), t.ID)
+	if err != nil {
+		return err
+	}
+	for _, sc := range scenarios {
+		out.CustomerKeyScenarios = append(out.CustomerKeyScenarios, string(sc))
+	}
+	return httpx.JSON(w, http.StatusOK, out)
 }
 
 func (a *API) addLicense(w http.ResponseWriter, r *http.Request) error {

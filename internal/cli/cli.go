@@ -33,7 +33,8 @@ func AddCommands(root *cobra.Command) {
 	pf.StringVar(&g.caFile, "ca-file", "", "CA certificate to trust (default $CUSTOMERKEY_CA_FILE or the saved login)")
 	pf.StringVar(&g.credentialsFile, "credentials-file", "", "sign in with an operator.json-style credentials file")
 	root.AddCommand(loginCmd(g), logoutCmd(), tenantCmd(g), spCmd(g), userCmd(g), directoryRoleCmd(g), auditCmd(g),
-		subscriptionCmd(g), groupCmd(g), providerCmd(g), featureCmd(g), vaultCmd(g), roleCmd(g), keyCmd(g))
+		subscriptionCmd(g), groupCmd(g), providerCmd(g), featureCmd(g), vaultCmd(g), roleCmd(g), keyCmd(g),
+		onboardingCmd(g))
 }
 
 // printer renders either JSON or a table.
@@ -104,7 +105,12 @@ var cmdlets = map[string]struct {
 	"get-azproviderfeature":       {[]string{"feature", "show"}, map[string]string{"featurename": "--name", "providernamespace": "--namespace"}},
 	"register-azproviderfeature":  {[]string{"feature", "register"}, map[string]string{"featurename": "--name", "providernamespace": "--namespace"}},
 	"register-azresourceprovider": {[]string{"provider", "register"}, map[string]string{"providernamespace": "--namespace"}},
-	"get-azkeyvault":              {[]string{"vault", "show"}, map[string]string{"vaultname": "--name"}},
+	"new-customerkeyonboardingrequest": {[]string{"onboarding", "new"}, map[string]string{"organization": "--organization", "scenario": "--scenario",
+		"subscription1": "--subscription1", "vaultname1": "--vault-name1", "keyname1": "--key-name1", "keyidentifier1": "--key-identifier1",
+		"subscription2": "--subscription2", "vaultname2": "--vault-name2", "keyname2": "--key-name2", "keyidentifier2": "--key-identifier2",
+		"onboardingmode": "--onboarding-mode"}},
+	"get-customerkeyonboardingrequest": {[]string{"onboarding", "get"}, map[string]string{"organizationid": "--organization-id", "requestid": "--request-id"}},
+	"get-azkeyvault":                   {[]string{"vault", "show"}, map[string]string{"vaultname": "--name"}},
 	"add-azkeyvaultkey": {[]string{"key", "create"}, map[string]string{"vaultname": "--vault-name", "name": "--name",
 		"expires": "--expires", "notbefore": "--not-before", "keyops": "--ops", "size": "--size", "keytype": "--kty"}},
 	"get-azkeyvaultkey":         {[]string{"key", "show"}, map[string]string{"vaultname": "--vault-name", "name": "--name", "version": "--version"}},

@@ -21,8 +21,9 @@ type tenantOut struct {
 		ServicePlans        []string `json:"servicePlans"`
 		CustomerKeyEligible bool     `json:"customerKeyEligible"`
 	} `json:"licenses"`
-	Operator  bool      `json:"operator,omitempty"`
-	CreatedAt time.Time `json:"createdDateTime"`
+	Operator             bool      `json:"operator,omitempty"`
+	CreatedAt            time.Time `json:"createdDateTime"`
+	CustomerKeyScenarios []string  `json:"customerKeyScenarios"`
 }
 
 func (t tenantOut) licenseNames() string {
@@ -141,6 +142,7 @@ func printTenant(pr printer, t tenantOut) error {
 	}
 	return pr.printFields(t, [][2]string{{"TenantId", t.TenantID}, {"DisplayName", t.DisplayName},
 		{"DefaultDomain", t.DefaultDomain}, {"Licenses", t.licenseNames()}, {"CustomerKeyEligible", eligible},
+		{"CustomerKeyEnabledFor", strings.Join(t.CustomerKeyScenarios, ", ")},
 		{"Created", t.CreatedAt.Format(time.RFC3339)}})
 }
 
