@@ -53,7 +53,9 @@ func TestOnboardingRefusals(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer resp.Body.Close()
-			var e struct{ Error struct{ Code, Message string } }
+			var e struct {
+				Error struct{ Code, Message string }
+			}
 			_ = json.NewDecoder(resp.Body).Decode(&e)
 			if resp.StatusCode != tc.status || (tc.code != "" && e.Error.Code != tc.code) || !strings.Contains(e.Error.Message, tc.mention) {
 				t.Errorf("= %d %s %q; want %d %s mentioning %q", resp.StatusCode, e.Error.Code, e.Error.Message, tc.status, tc.code, tc.mention)

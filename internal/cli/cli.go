@@ -34,7 +34,7 @@ func AddCommands(root *cobra.Command) {
 	pf.StringVar(&g.credentialsFile, "credentials-file", "", "sign in with an operator.json-style credentials file")
 	root.AddCommand(loginCmd(g), logoutCmd(), tenantCmd(g), spCmd(g), userCmd(g), directoryRoleCmd(g), auditCmd(g),
 		subscriptionCmd(g), groupCmd(g), providerCmd(g), featureCmd(g), vaultCmd(g), roleCmd(g), keyCmd(g),
-		onboardingCmd(g))
+		onboardingCmd(g), benchCmd(g))
 }
 
 // printer renders either JSON or a table.

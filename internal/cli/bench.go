@@ -1,0 +1,1314 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"math"
+	"math/big"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+)
+
+// Limits that keep every bench run bounded in time and in requests.
+const (
+	benchMaxDuration    = 10 * time.Minute
+	benchMaxOps         = 10_000_000
+	benchMaxConcurrency = 1024
+	benchRequestTimeout = 30 * time.Second
+	// benchAPIVersion is the data-plane api-version the requests carry.
+	benchAPIVersion = "7.4"
+)
+
+// benchOps are the operations bench can drive.
+var benchOps = []string{"wrap", "unwrap", "sign", "get", "token"}
+
+// benchOptions are the flags of `customerkey bench`.
+type benchOptions struct {
+	vault, sub, key string
+	keySizes        []int
+	ops             []string
+	concurrency     []int
+	duration        time.Duration
+	durationSet     bool
+	count           int
+	warmup          time.Duration
+	rounds          int
+	baseline        bool
+	baselineOnly    bool
+	signAlg         string
+	proto           string
+	keep            bool
+}
+
+// validate checks the flags and returns every problem at once.
+func (o *benchOptions) validate() error {
+	var errs []error
+	if len(o.ops) == 0 {
+		errs = append(errs, errors.New("--op: name at least one of "+strings.Join(benchOps, ", ")))
+	}
+	keyOps := false
+	for _, op := range o.ops {
+		if !slices.Contains(benchOps, op) {
+			errs = append(errs, fmt.Errorf("--op %q: use %s", op, strings.Join(benchOps, ", ")))
+		}
+		keyOps = keyOps || op != "token"
+	}
+	if keyOps && o.vault == "" && !o.baselineOnly {
+		errs = append(errs, errors.New("--vault is required for key operations (or pass --baseline-only)"))
+	}
+	if o.baselineOnly && !o.baseline {
+		errs = append(errs, errors.New("--baseline-only and --baseline=false leave nothing to run"))
+	}
+	if len(o.concurrency) == 0 {
+		errs = append(errs, errors.New("--concurrency: give at least one value"))
+	}
+	for _, c := range o.concurrency {
+		if c < 1 || c > benchMaxConcurrency {
+			errs = append(errs, fmt.Errorf("--concurrency %d: use 1 to %d", c, benchMaxConcurrency))
+		}
+	}
+	if len(o.keySizes) == 0 {
+		errs = append(errs, errors.New("--key-size: give at least one size"))
+	}
+	for _, n := range o.keySizes {
+		if n != 2048 && n != 3072 && n != 4096 {
+			errs = append(errs, fmt.Errorf("--key-size %d: use 2048, 3072 or 4096", n))
+		}
+	}
+	if o.key != "" && len(o.keySizes) > 1 {
+		errs = append(errs, errors.New("--key names one key, so it takes no list of --key-size"))
+	}
+	if o.duration <= 0 || o.duration > benchMaxDuration {
+		errs = append(errs, fmt.Errorf("--duration %s: use more than 0 and at most %s", o.duration, benchMaxDuration))
+	}
+	if o.count < 0 || o.count > benchMaxOps {
+		errs = append(errs, fmt.Errorf("--ops %d: use 0 (no count limit) to %d", o.count, benchMaxOps))
+	}
+	if o.warmup < 0 || o.warmup > benchMaxDuration {
+		errs = append(errs, fmt.Errorf("--warmup %s: use 0 to %s", o.warmup, benchMaxDuration))
+	}
+	if o.rounds < 1 || o.rounds > 100 {
+		errs = append(errs, fmt.Errorf("--rounds %d: use 1 to 100", o.rounds))
+	} else if o.count > 0 && o.count < o.rounds {
+		errs = append(errs, fmt.Errorf("--ops %d is fewer than --rounds %d", o.count, o.rounds))
+	}
+	if o.signAlg != "RS256" && o.signAlg != "PS256" {
+		errs = append(errs, fmt.Errorf("--sign-alg %q: use RS256 or PS256", o.signAlg))
+	}
+	if o.proto != "1.1" && o.proto != "2" {
+		errs = append(errs, fmt.Errorf("--http %q: use 1.1 or 2", o.proto))
+	}
+	return errors.Join(errs...)
+}
+
+// limit bounds one measured run: it stops at whichever comes first.
+func (o *benchOptions) limit() benchLimit {
+	l := benchLimit{dur: o.duration, ops: int64(o.count)}
+	if o.count > 0 && !o.durationSet {
+		l.dur = benchMaxDuration // --ops alone: the count decides, within the hard cap
+	}
+	return l
+}
+
+func benchCmd(g *globals) *cobra.Command {
+	o := &benchOptions{}
+	cmd := &cobra.Command{
+		Use:   "bench --vault NAME [--op unwrap] [--concurrency 1,8,64] [--duration 10s | --ops N]",
+		Short: "Load a running server's key operations and compare with raw RSA and a zero-logic HTTPS server",
+		Long: `Drive a running server over HTTPS with N concurrent clients and print
+ops/s and p50/p90/p99/max latency per operation and concurrency.
+
+In the same run it measures two baselines on this machine:
+  raw-rsa         the same RSA operation with crypto/rsa, GOMAXPROCS workers;
+  baseline-https  a zero-logic HTTPS server inside this process (127.0.0.1,
+                  ECDSA P-256 certificate, HTTP/1.1 and h2) that decodes the
+                  same JSON, does only that RSA operation with a key of the
+                  same size and answers the same JSON, under the same client
+                  load: the ceiling of "TLS + one RSA operation" when client
+                  and server share the machine.
+and prints server/baseline-https and server/raw. With --rounds N each
+measured run is split into N slices that alternate between the server and
+the baseline, so that other load on a shared machine skews both alike.
+
+Without --key, a temporary key bench-<random> of each --key-size is created
+in the vault and deleted and purged afterwards (unless --keep). Every run is
+bounded by --duration and --ops (whichever comes first; 10s by default) and
+by hard caps of 10 minutes and 10 million requests. Point it only at servers
+you run: it is a load generator. --baseline-only needs no server.
+
+Operations: wrap and unwrap (RSA-OAEP-256 of a 32-byte key), sign (RS256 or
+PS256 of a SHA-256 digest), get (the key's public part), token (client
+credentials grant; needs application credentials).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			o.durationSet = cmd.Flags().Changed("duration")
+			if err := o.validate(); err != nil {
+				return err
+			}
+			pr, err := g.printer(cmd)
+			if err != nil {
+				return err
+			}
+			var s *session
+			if !o.baselineOnly {
+				if s, err = g.resolve(); err != nil {
+					return err
+				}
+			}
+			rep, err := runBench(cmd.Context(), s, o, cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			if err := rep.print(pr); err != nil {
+				return err
+			}
+			if n := rep.serverErrors(); n > 0 {
+				return fmt.Errorf("%d requests to the server failed; see the errors column", n)
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.vault, "vault", "", "key vault name (required for key operations)")
+	f.StringVar(&o.sub, "subscription", os.Getenv("AZURE_SUBSCRIPTION_ID"), "subscription of the vault (default $AZURE_SUBSCRIPTION_ID, else every one you see)")
+	f.StringVar(&o.key, "key", "", "an existing RSA key to use (default: a temporary key per --key-size)")
+	f.IntSliceVar(&o.keySizes, "key-size", []int{2048}, "RSA key sizes of temporary keys: 2048, 3072, 4096 (list allowed)")
+	f.StringSliceVar(&o.ops, "op", []string{"unwrap"}, "operations: wrap, unwrap, sign, get, token (list allowed)")
+	f.IntSliceVar(&o.concurrency, "concurrency", []int{8}, "concurrent clients (list allowed, e.g. 1,8,64)")
+	f.DurationVar(&o.duration, "duration", 10*time.Second, "measured time per run")
+	f.IntVar(&o.count, "ops", 0, "measured requests per run (0: no count limit); with --duration, whichever comes first")
+	f.DurationVar(&o.warmup, "warmup", 2*time.Second, "unmeasured load before each run")
+	f.IntVar(&o.rounds, "rounds", 1, "split each measured run into this many slices alternating between server and baseline (robust ratios on a busy machine)")
+	f.BoolVar(&o.baseline, "baseline", true, "also measure raw crypto/rsa and the zero-logic HTTPS server")
+	f.BoolVar(&o.baselineOnly, "baseline-only", false, "measure only the baselines (no server needed)")
+	f.StringVar(&o.signAlg, "sign-alg", "RS256", "signature algorithm of the sign operation: RS256 or PS256")
+	f.StringVar(&o.proto, "http", "1.1", "client protocol: 1.1 (keep-alive, one connection per client) or 2 (h2)")
+	f.BoolVar(&o.keep, "keep", false, "keep the temporary keys instead of deleting and purging them")
+	return cmd
+}
+
+// ---- results ----
+
+// benchResult is one measured run.
+type benchResult struct {
+	Op          string         `json:"op"`
+	KeySize     int            `json:"keySize"`
+	Concurrency int            `json:"concurrency"`
+	Target      string         `json:"target"` // server, baseline-https or raw-rsa
+	Ops         int            `json:"ops"`
+	Seconds     float64        `json:"seconds"`
+	OpsPerSec   float64        `json:"opsPerSec"`
+	P50Ms       float64        `json:"p50Ms"`
+	P90Ms       float64        `json:"p90Ms"`
+	P99Ms       float64        `json:"p99Ms"`
+	MaxMs       float64        `json:"maxMs"`
+	Errors      map[string]int `json:"errors,omitempty"`
+	FirstError  string         `json:"firstError,omitempty"`
+}
+
+// benchRatio compares the server with the baselines of the same run.
+type benchRatio struct {
+	Op                string  `json:"op"`
+	KeySize           int     `json:"keySize"`
+	Concurrency       int     `json:"concurrency"`
+	ServerOpsPerSec   float64 `json:"serverOpsPerSec,omitempty"`
+	BaselineOpsPerSec float64 `json:"baselineHttpsOpsPerSec,omitempty"`
+	RawOpsPerSec      float64 `json:"rawOpsPerSec,omitempty"`
+	ServerPerBaseline float64 `json:"serverPerBaselineHttps,omitempty"`
+	ServerPerRaw      float64 `json:"serverPerRaw,omitempty"`
+	BaselinePerRaw    float64 `json:"baselineHttpsPerRaw,omitempty"`
+}
+
+// benchReport is what bench prints.
+type benchReport struct {
+	Endpoint   string `json:"endpoint,omitempty"`
+	Vault      string `json:"vault,omitempty"`
+	HTTP       string `json:"http"`
+	CPUs       int    `json:"cpus"`
+	GOMAXPROCS int    `json:"gomaxprocs"`
+	GoVersion  string `json:"goVersion"`
+	// LoadAvg is /proc/loadavg before and after the run: other work on the
+	// machine skews every number, so the report says how busy it was.
+	LoadBefore string        `json:"loadBefore,omitempty"`
+	LoadAfter  string        `json:"loadAfter,omitempty"`
+	Results    []benchResult `json:"results"`
+	Ratios     []benchRatio  `json:"ratios"`
+}
+
+func (r *benchReport) serverErrors() int {
+	n := 0
+	for _, x := range r.Results {
+		if x.Target == "server" {
+			for _, c := range x.Errors {
+				n += c
+			}
+		}
+	}
+	return n
+}
+
+// ratios pairs every server and baseline run with the raw rate.
+func (r *benchReport) ratios() {
+	find := func(op string, size, conc int, target string) *benchResult {
+		for i := range r.Results {
+			x := &r.Results[i]
+			if x.Op == op && x.KeySize == size && x.Target == target && (conc == 0 || x.Concurrency == conc) {
+				return x
+			}
+		}
+		return nil
+	}
+	r.Ratios = nil
+	for _, x := range r.Results {
+		if x.Target == "raw-rsa" || (x.Target == "baseline-https" && find(x.Op, x.KeySize, x.Concurrency, "server") != nil) {
+			continue
+		}
+		q := benchRatio{Op: x.Op, KeySize: x.KeySize, Concurrency: x.Concurrency}
+		raw := find(x.Op, x.KeySize, 0, "raw-rsa")
+		if raw != nil {
+			q.RawOpsPerSec = raw.OpsPerSec
+		}
+		div := func(a, b float64) float64 {
+			if b == 0 {
+				return 0
+			}
+			return math.Round(a/b*1000) / 1000
+		}
+		switch x.Target {
+		case "server":
+			q.ServerOpsPerSec = x.OpsPerSec
+			if base := find(x.Op, x.KeySize, x.Concurrency, "baseline-https"); base != nil {
+				q.BaselineOpsPerSec = base.OpsPerSec
+				q.ServerPerBaseline = div(x.OpsPerSec, base.OpsPerSec)
+				q.BaselinePerRaw = div(base.OpsPerSec, q.RawOpsPerSec)
+			}
+			q.ServerPerRaw = div(x.OpsPerSec, q.RawOpsPerSec)
+		case "baseline-https":
+			q.BaselineOpsPerSec = x.OpsPerSec
+			q.BaselinePerRaw = div(x.OpsPerSec, q.RawOpsPerSec)
+		}
+		r.Ratios = append(r.Ratios, q)
+	}
+}
+
+func (r *benchReport) print(pr printer) error {
+	if pr.format == "json" {
+		enc := json.NewEncoder(pr.w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(r)
+	}
+	fmt.Fprintf(pr.w, "cpus %d, GOMAXPROCS %d, %s, client HTTP/%s", r.CPUs, r.GOMAXPROCS, r.GoVersion, r.HTTP)
+	if r.Endpoint != "" {
+		fmt.Fprintf(pr.w, ", server %s", r.Endpoint)
+	}
+	if r.LoadBefore != "" {
+		fmt.Fprintf(pr.w, ", load average %s before, %s after", r.LoadBefore, r.LoadAfter)
+	}
+	fmt.Fprintln(pr.w)
+	tw := tabwriter.NewWriter(pr.w, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "OP\tKEY\tCONC\tTARGET\tOPS\tOPS/S\tP50 ms\tP90 ms\tP99 ms\tMAX ms\tERRORS\t")
+	for _, x := range r.Results {
+		conc := strconv.Itoa(x.Concurrency)
+		if x.Target == "raw-rsa" {
+			conc += "w"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%.0f\t%.2f\t%.2f\t%.2f\t%.2f\t%s\t\n", x.Op, keyLabel(x.Op, x.KeySize), conc, x.Target,
+			x.Ops, x.OpsPerSec, x.P50Ms, x.P90Ms, x.P99Ms, x.MaxMs, errorsText(x.Errors))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if len(r.Ratios) > 0 {
+		fmt.Fprintln(pr.w)
+		tw = tabwriter.NewWriter(pr.w, 0, 4, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "OP\tKEY\tCONC\tSERVER/BASELINE-HTTPS\tSERVER/RAW\tBASELINE-HTTPS/RAW\t")
+		for _, q := range r.Ratios {
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t\n", q.Op, keyLabel(q.Op, q.KeySize), q.Concurrency,
+				ratioText(q.ServerPerBaseline), ratioText(q.ServerPerRaw), ratioText(q.BaselinePerRaw))
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
+	for _, x := range r.Results {
+		if x.FirstError != "" {
+			fmt.Fprintf(pr.w, "first error of %s %s c=%d %s: %s\n", x.Op, keyLabel(x.Op, x.KeySize), x.Concurrency, x.Target, x.FirstError)
+		}
+	}
+	return nil
+}
+
+func keyLabel(op string, size int) string {
+	if size == 0 {
+		return "-"
+	}
+	if op == "token" {
+		return "RSA-" + strconv.Itoa(size) + "(jwt)"
+	}
+	return "RSA-" + strconv.Itoa(size)
+}
+
+func ratioText(v float64) string {
+	if v == 0 {
+		return "-"
+	}
+	return strconv.FormatFloat(v, 'f', 3, 64)
+}
+
+func errorsText(m map[string]int) string {
+	if len(m) == 0 {
+		return "0"
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	parts := make([]string, 0, len(keys))
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%s:%d", k, m[k]))
+	}
+	return strings.Join(parts, ",")
+}
+
+// ---- load driver ----
+
+// benchLimit bounds one run: it stops at whichever comes first. ops == 0
+// means no count limit.
+type benchLimit struct {
+	dur time.Duration
+	ops int64
+}
+
+// summary is a merged run.
+type summary struct {
+	ops      int
+	elapsed  time.Duration
+	lat      []time.Duration // sorted
+	errs     map[string]int
+	firstErr string
+}
+
+// percentile returns the nearest-rank p-quantile (0 < p <= 1) of sorted.
+func percentile(sorted []time.Duration, p float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(math.Ceil(p*float64(len(sorted)))) - 1
+	return sorted[min(max(i, 0), len(sorted)-1)]
+}
+
+func (s summary) result(op string, size, conc int, target string) benchResult {
+	ms := func(d time.Duration) float64 { return math.Round(float64(d)/1e4) / 100 }
+	r := benchResult{Op: op, KeySize: size, Concurrency: conc, Target: target, Ops: s.ops,
+		Seconds: math.Round(s.elapsed.Seconds()*1000) / 1000, Errors: s.errs, FirstError: s.firstErr}
+	if s.elapsed > 0 {
+		r.OpsPerSec = math.Round(float64(s.ops) / s.elapsed.Seconds())
+	}
+	if len(s.lat) > 0 {
+		r.P50Ms, r.P90Ms, r.P99Ms, r.MaxMs = ms(percentile(s.lat, .50)), ms(percentile(s.lat, .90)), ms(percentile(s.lat, .99)), ms(s.lat[len(s.lat)-1])
+	}
+	return r
+}
+
+// workerFunc does one operation and returns "" on success or a short class
+// of failure (an HTTP status, "transport", "crypto") and its error.
+type workerFunc func() (class string, err error)
+
+// drive runs workers copies of the function made by newWorker until lim is
+// reached or ctx ends. Each worker keeps its latencies in its own slice
+// (no locks on the hot path); they are merged and sorted at the end.
+func drive(ctx context.Context, workers int, lim benchLimit, newWorker func() workerFunc) summary {
+	var stop atomic.Bool
+	remaining := atomic.Int64{}
+	remaining.Store(math.MaxInt64)
+	if lim.ops > 0 {
+		remaining.Store(lim.ops)
+	}
+	timer := time.AfterFunc(lim.dur, func() { stop.Store(true) })
+	defer timer.Stop()
+	unhook := context.AfterFunc(ctx, func() { stop.Store(true) })
+	defer unhook()
+
+	type perWorker struct {
+		lat      []time.Duration
+		errs     map[string]int
+		firstErr error
+	}
+	hint := 4096
+	if lim.ops > 0 {
+		hint = int(lim.ops)/workers + 1
+	}
+	res := make([]perWorker, workers)
+	fns := make([]workerFunc, workers)
+	for i := range fns {
+		fns[i] = newWorker()
+	}
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i := range workers {
+		wg.Go(func() {
+			w := &res[i]
+			w.lat = make([]time.Duration, 0, min(hint, 1<<16))
+			do := fns[i]
+			for !stop.Load() && remaining.Add(-1) >= 0 {
+				t0 := time.Now()
+				class, err := do()
+				d := time.Since(t0)
+				if class != "" {
+					if w.errs == nil {
+						w.errs = map[string]int{}
+					}
+					w.errs[class]++
+					if w.firstErr == nil {
+						w.firstErr = err
+					}
+					continue
+				}
+				w.lat = append(w.lat, d)
+			}
+		})
+	}
+	wg.Wait()
+	s := summary{elapsed: time.Since(start)}
+	n := 0
+	for _, w := range res {
+		n += len(w.lat)
+	}
+	s.lat = make([]time.Duration, 0, n)
+	for _, w := range res {
+		s.lat = append(s.lat, w.lat...)
+		for k, v := range w.errs {
+			if s.errs == nil {
+				s.errs = map[string]int{}
+			}
+			s.errs[k] += v
+		}
+		if w.firstErr != nil && s.firstErr == "" {
+			s.firstErr = w.firstErr.Error()
+		}
+	}
+	slices.Sort(s.lat)
+	s.ops = len(s.lat)
+	return s
+}
+
+// benchJob is one request sent over and over.
+type benchJob struct {
+	method, url string
+	header      http.Header
+	body        []byte
+}
+
+// httpWorker sends j with c and reads the whole answer; only 200 counts.
+func httpWorker(ctx context.Context, c *http.Client, j benchJob) func() workerFunc {
+	return func() workerFunc {
+		h := j.header.Clone()
+		return func() (string, error) {
+			req, err := http.NewRequestWithContext(ctx, j.method, j.url, bytes.NewReader(j.body))
+			if err != nil {
+				return "request", err
+			}
+			req.Header = h
+			resp, err := c.Do(req)
+			if err != nil {
+				return "transport", err
+			}
+			_, err = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if err != nil {
+				return "transport", err
+			}
+			if resp.StatusCode != http.StatusOK {
+				return strconv.Itoa(resp.StatusCode), fmt.Errorf("%s %s answered %s", j.method, j.url, resp.Status)
+			}
+			return "", nil
+		}
+	}
+}
+
+// benchTransport tunes a client for load: enough idle connections for
+// every worker, one protocol, and no overall timeout other than a
+// per-request bound.
+func benchTransport(base *http.Transport, proto string, conns int) *http.Client {
+	tr := base.Clone()
+	// Clone set up h2 on base and copied its ALPN list; the protocol
+	// chosen below must decide what is offered.
+	if tr.TLSClientConfig != nil {
+		tr.TLSClientConfig.NextProtos = nil
+	}
+	tr.MaxIdleConns = conns + 16
+	tr.MaxIdleConnsPerHost = conns + 16
+	tr.IdleConnTimeout = 2 * time.Minute
+	tr.DisableCompression = true
+	var p http.Protocols
+	if proto == "2" {
+		p.SetHTTP2(true)
+	} else {
+		p.SetHTTP1(true)
+	}
+	tr.Protocols = &p
+	tr.ForceAttemptHTTP2 = proto == "2"
+	return &http.Client{Transport: tr, Timeout: benchRequestTimeout}
+}
+
+// ---- RSA operations shared by the raw baseline and the zero-logic server ----
+
+// rsaOps are the RSA operations of one key; dek is the random 32-byte
+// key that wrap and unwrap carry.
+type rsaOps struct {
+	key     *rsa.PrivateKey
+	signAlg string
+	dek     []byte
+}
+
+// newDEK returns a random 32-byte key to wrap, as a data encryption key.
+func newDEK() []byte {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	return b
+}
+
+func (k rsaOps) wrap(pt []byte) ([]byte, error) {
+	return rsa.EncryptOAEP(sha256.New(), rand.Reader, &k.key.PublicKey, pt, nil)
+}
+
+func (k rsaOps) unwrap(ct []byte) ([]byte, error) {
+	return rsa.DecryptOAEP(sha256.New(), rand.Reader, k.key, ct, nil)
+}
+
+func (k rsaOps) sign(digest []byte) ([]byte, error) {
+	if k.signAlg == "PS256" {
+		return rsa.SignPSS(rand.Reader, k.key, crypto.SHA256, digest, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash})
+	}
+	return rsa.SignPKCS1v15(rand.Reader, k.key, crypto.SHA256, digest)
+}
+
+func benchDigest() []byte {
+	d := sha256.Sum256([]byte("customerkey bench"))
+	return d[:]
+}
+
+// raw returns the worker of the raw crypto/rsa baseline of op, or nil
+// when op has no RSA operation (get).
+func (k rsaOps) raw(op string) func() workerFunc {
+	var f func() error
+	switch op {
+	case "wrap":
+		f = func() error { _, err := k.wrap(k.dek); return err }
+	case "unwrap":
+		ct, err := k.wrap(k.dek)
+		if err != nil {
+			return nil
+		}
+		f = func() error { _, err := k.unwrap(ct); return err }
+	case "sign", "token":
+		d := benchDigest()
+		f = func() error { _, err := k.sign(d); return err }
+	default:
+		return nil
+	}
+	return func() workerFunc {
+		return func() (string, error) {
+			if err := f(); err != nil {
+				return "crypto", err
+			}
+			return "", nil
+		}
+	}
+}
+
+// keyOpParams and keyOpResult are the AKV wire shapes of a key operation.
+type keyOpParams struct {
+	Alg   string `json:"alg"`
+	Value string `json:"value"`
+}
+
+type keyOpResult struct {
+	KID   string `json:"kid"`
+	Value string `json:"value"`
+}
+
+var b64u = base64.RawURLEncoding
+
+// zeroServer is the zero-logic HTTPS baseline: no authentication, no
+// authorization, no audit, no storage; one RSA operation per request.
+type zeroServer struct {
+	url    string
+	ops    rsaOps
+	kid    string
+	bundle []byte // the answer to GET
+	srv    *http.Server
+	tr     *http.Transport // trusts only this server's certificate
+}
+
+// startZero starts a zero-logic server on 127.0.0.1 (never any other
+// address) with a fresh self-signed ECDSA P-256 certificate, as the real
+// server has, serving HTTP/1.1 and h2 the way the real server does.
+func startZero(k rsaOps) (*zeroServer, error) {
+	cert, pool, err := selfSigned()
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	z := &zeroServer{url: "https://" + ln.Addr().String(), ops: k}
+	z.kid = z.url + "/keys/bench/00000000000000000000000000000000"
+	z.bundle, _ = json.Marshal(map[string]any{
+		"key":        map[string]any{"kid": z.kid, "kty": "RSA", "key_ops": []string{"wrapKey", "unwrapKey", "sign", "verify"}, "n": b64u.EncodeToString(k.key.N.Bytes()), "e": "AQAB"},
+		"attributes": map[string]any{"enabled": true, "created": 1800000000, "updated": 1800000000, "recoveryLevel": "Recoverable+Purgeable", "recoverableDays": 90},
+	})
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}, NextProtos: []string{"h2", "http/1.1"}}
+	z.srv = &http.Server{
+		Handler:           z,
+		TLSConfig:         cfg,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          log.New(io.Discard, "", 0),
+	}
+	go func() { _ = z.srv.Serve(tls.NewListener(ln, cfg)) }()
+	z.tr = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, ForceAttemptHTTP2: true}
+	return z, nil
+}
+
+func (z *zeroServer) Close() error { return z.srv.Close() }
+
+func (z *zeroServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch p := r.URL.Path; {
+	case r.Method == http.MethodGet:
+		z.write(w, z.bundle)
+	case strings.HasSuffix(p, "/token"):
+		// Like a token service: read the form, sign once, answer JSON.
+		if err := r.ParseForm(); err != nil || r.PostForm.Get("grant_type") == "" {
+			http.Error(w, "bad form", http.StatusBadRequest)
+			return
+		}
+		sig, err := z.ops.sign(benchDigest())
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		b, _ := json.Marshal(tokenResponse{AccessToken: "e30.e30." + b64u.EncodeToString(sig), ExpiresIn: 3599})
+		z.write(w, b)
+	default:
+		var in keyOpParams
+		if err := json.NewDecoder(io.LimitReader(r.Body, 64<<10)).Decode(&in); err != nil {
+			http.Error(w, "bad body", http.StatusBadRequest)
+			return
+		}
+		v, err := b64u.DecodeString(in.Value)
+		if err != nil {
+			http.Error(w, "bad value", http.StatusBadRequest)
+			return
+		}
+		var out []byte
+		switch {
+		case strings.HasSuffix(p, "/wrapkey"):
+			out, err = z.ops.wrap(v)
+		case strings.HasSuffix(p, "/unwrapkey"):
+			out, err = z.ops.unwrap(v)
+		case strings.HasSuffix(p, "/sign"):
+			out, err = z.ops.sign(v)
+		default:
+			http.NotFound(w, r)
+			return
+		}
+		if err != nil {
+			http.Error(w, "operation failed", http.StatusBadRequest)
+			return
+		}
+		b, _ := json.Marshal(keyOpResult{KID: z.kid, Value: b64u.EncodeToString(out)})
+		z.write(w, b)
+	}
+}
+
+func (z *zeroServer) write(w http.ResponseWriter, b []byte) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	_, _ = w.Write(b)
+}
+
+// selfSigned makes a one-off ECDSA P-256 certificate for 127.0.0.1 and
+// localhost names, and a pool trusting only it.
+func selfSigned() (tls.Certificate, *x509.CertPool, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return tls.Certificate{}, nil, err
+	}
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 64))
+	if err != nil {
+		return tls.Certificate{}, nil, err
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial,
+		Subject:               pkix.Name{CommonName: "customerkey bench baseline"},
+		NotBefore:             now.Add(-time.Minute),
+		NotAfter:              now.Add(24 * time.Hour),
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
+		DNSNames:              []string{"localhost", "*.localhost", "*.vault.localhost"},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return tls.Certificate{}, nil, err
+	}
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		return tls.Certificate{}, nil, err
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(leaf)
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool, nil
+}
+
+// ---- the run ----
+
+// benchKey is the server key one key size is measured with.
+type benchKey struct {
+	name, version string
+	size          int
+	temporary     bool
+}
+
+// benchRun holds what a run shares between operations.
+type benchRun struct {
+	o        *benchOptions
+	s        *session
+	log      io.Writer
+	rep      *benchReport
+	server   *http.Client // to the server under test
+	vaultURL string       // "https://{vault}.{suffix}:{port}/"
+	token    string       // for the vault's challenge resource
+	dek      []byte       // what wrap and unwrap carry
+}
+
+func runBench(ctx context.Context, s *session, o *benchOptions, logw io.Writer) (*benchReport, error) {
+	conns := slices.Max(o.concurrency)
+	r := &benchRun{o: o, s: s, log: logw, dek: newDEK(), rep: &benchReport{HTTP: o.proto, CPUs: runtime.NumCPU(),
+		GOMAXPROCS: runtime.GOMAXPROCS(0), GoVersion: runtime.Version(), LoadBefore: loadAvg()}}
+	defer func() { r.rep.LoadAfter = loadAvg() }()
+	if s != nil {
+		r.rep.Endpoint = s.prof.Endpoint
+		base, ok := s.http.Transport.(*http.Transport)
+		if !ok {
+			return nil, errors.New("bench: the session's HTTP client has no *http.Transport to tune")
+		}
+		r.server = benchTransport(base, o.proto, conns)
+		if o.vault != "" && slices.ContainsFunc(o.ops, func(op string) bool { return op != "token" }) {
+			if err := r.openVault(ctx); err != nil {
+				return nil, err
+			}
+		}
+	}
+	for _, size := range o.keySizes {
+		ops := slices.DeleteFunc(slices.Clone(o.ops), func(op string) bool { return op == "token" })
+		if len(ops) == 0 {
+			break
+		}
+		if err := r.measureSize(ctx, size, ops); err != nil {
+			return nil, err
+		}
+	}
+	if slices.Contains(o.ops, "token") {
+		if err := r.measureToken(ctx); err != nil {
+			return nil, err
+		}
+	}
+	r.rep.ratios()
+	return r.rep, nil
+}
+
+// loadAvg returns the 1, 5 and 15 minute load averages where the system
+// publishes them (Linux), else "".
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return ""
+	}
+	return strings.Join(f[:3], " ")
+}
+
+// openVault finds the vault through Resource Manager, learns its
+// challenge resource and gets a token for it.
+func (r *benchRun) openVault(ctx context.Context) error {
+	v, err := r.s.findVault(ctx, r.o.sub, r.o.vault)
+	if err != nil {
+		return err
+	}
+	if v.Properties.VaultURI == "" {
+		return fmt.Errorf("the vault %s has no vaultUri", v.Name)
+	}
+	r.vaultURL = strings.TrimSuffix(v.Properties.VaultURI, "/") + "/"
+	r.rep.Vault = r.vaultURL
+	scope, err := r.challengeScope(ctx)
+	if err != nil {
+		return err
+	}
+	r.token, err = r.s.token(ctx, scope)
+	return err
+}
+
+// challengeScope sends one unauthenticated request, as the SDKs do, and
+// reads the scope to ask a token for from the 401's WWW-Authenticate.
+func (r *benchRun) challengeScope(ctx context.Context) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.vaultURL+"keys?api-version="+benchAPIVersion, nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := r.server.Do(req)
+	if err != nil {
+		return "", fmt.Errorf("reaching the vault %s: %w", r.vaultURL, err)
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		return "", fmt.Errorf("the vault %s answered an unauthenticated request with %s, not 401 and a challenge; does the server have the key vault data plane?", r.vaultURL, resp.Status)
+	}
+	return scopeFromChallenge(resp.Header.Get("WWW-Authenticate")), nil
+}
+
+// scopeFromChallenge reads scope="…" or resource="…" of a Bearer
+// challenge, and falls back to the public cloud's vault resource.
+func scopeFromChallenge(h string) string {
+	params := map[string]string{}
+	h = strings.TrimSpace(h)
+	if i := strings.IndexByte(h, ' '); i > 0 && strings.EqualFold(h[:i], "bearer") {
+		h = h[i+1:]
+	}
+	for _, part := range strings.FieldsFunc(h, func(c rune) bool { return c == ',' || c == ' ' }) {
+		k, v, ok := strings.Cut(part, "=")
+		if ok {
+			params[strings.ToLower(k)] = strings.Trim(v, `"`)
+		}
+	}
+	if s := params["scope"]; s != "" {
+		return s
+	}
+	if res := params["resource"]; res != "" {
+		return strings.TrimSuffix(res, "/") + "/.default"
+	}
+	return "https://vault.azure.net/.default"
+}
+
+// dataCall sends one data-plane request and decodes a JSON answer.
+func (r *benchRun) dataCall(ctx context.Context, method, u string, in, out any, want int) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, body)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+r.token)
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := r.server.Do(req)
+	if err != nil {
+		return fmt.Errorf("reaching %s: %w", u, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != want {
+		var e struct {
+			Error struct{ Code, Message string } `json:"error"`
+		}
+		if json.Unmarshal(raw, &e) == nil && e.Error.Message != "" {
+			return &apiError{Status: resp.StatusCode, Code: e.Error.Code, Message: e.Error.Message}
+		}
+		return &apiError{Status: resp.StatusCode, Message: strings.TrimSpace(string(raw))}
+	}
+	if out != nil && len(raw) > 0 {
+		if err := json.Unmarshal(raw, out); err != nil {
+			return fmt.Errorf("decoding the answer of %s %s: %w", method, u, err)
+		}
+	}
+	return nil
+}
+
+type keyBundleOut struct {
+	Key struct {
+		KID string `json:"kid"`
+		N   string `json:"n"`
+	} `json:"key"`
+}
+
+func (k *benchKey) fromBundle(b keyBundleOut) error {
+	if i := strings.LastIndexByte(b.Key.KID, '/'); i >= 0 {
+		k.version = b.Key.KID[i+1:]
+	}
+	n, err := b64u.DecodeString(b.Key.N)
+	if k.version == "" || err != nil || len(n) == 0 {
+		return fmt.Errorf("the key %s has no usable kid or RSA modulus; bench needs an RSA key", k.name)
+	}
+	k.size = new(big.Int).SetBytes(n).BitLen()
+	return nil
+}
+
+// serverKey creates a temporary key of size bits, or reads --key.
+func (r *benchRun) serverKey(ctx context.Context, size int) (*benchKey, error) {
+	k := &benchKey{name: r.o.key}
+	var b keyBundleOut
+	if k.name != "" {
+		if err := r.dataCall(ctx, http.MethodGet, r.vaultURL+"keys/"+url.PathEscape(k.name)+"/?api-version="+benchAPIVersion, nil, &b, http.StatusOK); err != nil {
+			return nil, err
+		}
+		return k, k.fromBundle(b)
+	}
+	var rb [6]byte
+	_, _ = rand.Read(rb[:])
+	k.name, k.temporary = "bench-"+hex.EncodeToString(rb[:]), true
+	body := map[string]any{"kty": "RSA", "key_size": size, "key_ops": []string{"wrapKey", "unwrapKey", "sign", "verify"}}
+	if err := r.dataCall(ctx, http.MethodPost, r.vaultURL+"keys/"+k.name+"/create?api-version="+benchAPIVersion, body, &b, http.StatusOK); err != nil {
+		return nil, fmt.Errorf("creating the temporary key %s: %w", k.name, err)
+	}
+	fmt.Fprintf(r.log, "created the temporary key %s (RSA-%d)\n", k.name, size)
+	return k, k.fromBundle(b)
+}
+
+// dropKey deletes and purges a temporary key, retrying the purge while the
+// deletion completes. It runs even when ctx has ended.
+func (r *benchRun) dropKey(ctx context.Context, k *benchKey) {
+	if !k.temporary || r.o.keep {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	if err := r.dataCall(ctx, http.MethodDelete, r.vaultURL+"keys/"+k.name+"?api-version="+benchAPIVersion, nil, nil, http.StatusOK); err != nil {
+		fmt.Fprintf(r.log, "warning: could not delete the temporary key %s: %v\n", k.name, err)
+		return
+	}
+	var err error
+	for range 20 {
+		err = r.dataCall(ctx, http.MethodDelete, r.vaultURL+"deletedkeys/"+k.name+"?api-version="+benchAPIVersion, nil, nil, http.StatusNoContent)
+		var ae *apiError
+		if err == nil || !errors.As(err, &ae) || (ae.Status != http.StatusNotFound && ae.Status != http.StatusConflict) {
+			break
+		}
+		if sleepCtx(ctx, 500*time.Millisecond) != nil {
+			break
+		}
+	}
+	if err != nil {
+		fmt.Fprintf(r.log, "warning: the temporary key %s is deleted but not purged (%v); it stays recoverable until its retention ends\n", k.name, err)
+		return
+	}
+	fmt.Fprintf(r.log, "deleted and purged the temporary key %s\n", k.name)
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// serverJob builds the request of op against key k, checking once that
+// the server answers it correctly.
+func (r *benchRun) serverJob(ctx context.Context, op string, k *benchKey) (benchJob, error) {
+	base := r.vaultURL + "keys/" + url.PathEscape(k.name) + "/" + k.version
+	q := "?api-version=" + benchAPIVersion
+	h := http.Header{"Authorization": {"Bearer " + r.token}, "Accept": {"application/json"}}
+	post := func(path string, p keyOpParams) (benchJob, error) {
+		body, _ := json.Marshal(p)
+		h := h.Clone()
+		h.Set("Content-Type", "application/json")
+		return benchJob{method: http.MethodPost, url: base + path + q, header: h, body: body}, nil
+	}
+	switch op {
+	case "wrap":
+		return post("/wrapkey", keyOpParams{Alg: "RSA-OAEP-256", Value: b64u.EncodeToString(r.dek)})
+	case "unwrap":
+		var w keyOpResult
+		if err := r.dataCall(ctx, http.MethodPost, base+"/wrapkey"+q, keyOpParams{Alg: "RSA-OAEP-256", Value: b64u.EncodeToString(r.dek)}, &w, http.StatusOK); err != nil {
+			return benchJob{}, fmt.Errorf("wrapping the key to unwrap: %w", err)
+		}
+		var u keyOpResult
+		p := keyOpParams{Alg: "RSA-OAEP-256", Value: w.Value}
+		if err := r.dataCall(ctx, http.MethodPost, base+"/unwrapkey"+q, p, &u, http.StatusOK); err != nil {
+			return benchJob{}, fmt.Errorf("checking unwrap: %w", err)
+		}
+		if got, err := b64u.DecodeString(u.Value); err != nil || !bytes.Equal(got, r.dek) {
+			return benchJob{}, errors.New("the server's unwrap did not return the wrapped key")
+		}
+		return post("/unwrapkey", p)
+	case "sign":
+		return post("/sign", keyOpParams{Alg: r.o.signAlg, Value: b64u.EncodeToString(benchDigest())})
+	case "get":
+		return benchJob{method: http.MethodGet, url: base + q, header: h}, nil
+	}
+	return benchJob{}, fmt.Errorf("no server request for %s", op)
+}
+
+// zeroJob builds the same request for the zero-logic server.
+// tokenLen is the length of the bearer token the server requests carry,
+// so that both send the same bytes.
+func zeroJob(z *zeroServer, op, signAlg string, tokenLen int) (benchJob, error) {
+	base := z.url + "/keys/bench/00000000000000000000000000000000"
+	q := "?api-version=" + benchAPIVersion
+	if tokenLen <= 0 {
+		tokenLen = 1200 // about what the server issues
+	}
+	h := http.Header{"Authorization": {"Bearer " + strings.Repeat("x", tokenLen)}, "Accept": {"application/json"}, "Content-Type": {"application/json"}}
+	var path string
+	var p keyOpParams
+	switch op {
+	case "wrap":
+		path, p = "/wrapkey", keyOpParams{Alg: "RSA-OAEP-256", Value: b64u.EncodeToString(z.ops.dek)}
+	case "unwrap":
+		ct, err := z.ops.wrap(z.ops.dek)
+		if err != nil {
+			return benchJob{}, err
+		}
+		path, p = "/unwrapkey", keyOpParams{Alg: "RSA-OAEP-256", Value: b64u.EncodeToString(ct)}
+	case "sign":
+		path, p = "/sign", keyOpParams{Alg: signAlg, Value: b64u.EncodeToString(benchDigest())}
+	case "get":
+		h.Del("Content-Type")
+		return benchJob{method: http.MethodGet, url: base + q, header: h}, nil
+	case "token":
+		form := url.Values{"grant_type": {"client_credentials"}, "client_id": {"00000000-0000-0000-0000-000000000000"},
+			"client_secret": {strings.Repeat("s", 40)}, "scope": {armScope}}
+		h = http.Header{"Content-Type": {"application/x-www-form-urlencoded"}}
+		return benchJob{method: http.MethodPost, url: z.url + "/00000000-0000-0000-0000-000000000000/oauth2/v2.0/token", header: h, body: []byte(form.Encode())}, nil
+	default:
+		return benchJob{}, fmt.Errorf("no baseline request for %s", op)
+	}
+	body, _ := json.Marshal(p)
+	return benchJob{method: http.MethodPost, url: base + path + q, header: h, body: body}, nil
+}
+
+// benchTarget is one thing measured with HTTP: the server or the baseline.
+type benchTarget struct {
+	name string
+	c    *http.Client
+	j    benchJob
+}
+
+// measureAt measures each target at conc, after its warmup. The measured
+// time and count are split into --rounds slices that alternate between the
+// targets, so that other load on the machine falls on all of them alike.
+func (r *benchRun) measureAt(ctx context.Context, op string, size, conc int, targets []benchTarget) {
+	for _, t := range targets {
+		if r.o.warmup > 0 {
+			r.progress(op, size, conc, t.name+" (warmup)")
+			drive(ctx, conc, benchLimit{dur: r.o.warmup}, httpWorker(ctx, t.c, t.j))
+		}
+	}
+	lim := r.o.limit()
+	sums := make([]summary, len(targets))
+	for round := range r.o.rounds {
+		per := benchLimit{dur: lim.dur / time.Duration(r.o.rounds)}
+		if lim.ops > 0 {
+			per.ops = lim.ops / int64(r.o.rounds)
+			if int64(round) < lim.ops%int64(r.o.rounds) {
+				per.ops++
+			}
+		}
+		for i, t := range targets {
+			r.progress(op, size, conc, t.name)
+			sums[i] = sums[i].merge(drive(ctx, conc, per, httpWorker(ctx, t.c, t.j)))
+		}
+	}
+	for i, t := range targets {
+		slices.Sort(sums[i].lat)
+		r.rep.Results = append(r.rep.Results, sums[i].result(op, size, conc, t.name))
+	}
+}
+
+// merge adds the run t to s; the caller sorts the latencies at the end.
+func (s summary) merge(t summary) summary {
+	s.ops += t.ops
+	s.elapsed += t.elapsed
+	s.lat = append(s.lat, t.lat...)
+	for k, v := range t.errs {
+		if s.errs == nil {
+			s.errs = map[string]int{}
+		}
+		s.errs[k] += v
+	}
+	if s.firstErr == "" {
+		s.firstErr = t.firstErr
+	}
+	return s
+}
+
+// raw measures the raw crypto/rsa baseline with GOMAXPROCS workers.
+func (r *benchRun) raw(ctx context.Context, op string, size int, w func() workerFunc) {
+	n := runtime.GOMAXPROCS(0)
+	r.progress(op, size, n, "raw-rsa")
+	r.rep.Results = append(r.rep.Results, drive(ctx, n, r.o.limit(), w).result(op, size, n, "raw-rsa"))
+}
+
+func (r *benchRun) progress(op string, size, conc int, target string) {
+	fmt.Fprintf(r.log, "measuring %s %s c=%d %s...\n", op, keyLabel(op, size), conc, target)
+}
+
+// measureSize measures ops with keys of one size: the server's key and a
+// fresh local key of the same size for the baselines.
+func (r *benchRun) measureSize(ctx context.Context, size int, ops []string) (err error) {
+	var k *benchKey
+	if !r.o.baselineOnly {
+		if k, err = r.serverKey(ctx, size); err != nil {
+			return err
+		}
+		defer r.dropKey(ctx, k)
+		size = k.size
+	}
+	var z *zeroServer
+	var local rsaOps
+	if r.o.baseline {
+		priv, err := rsa.GenerateKey(rand.Reader, size)
+		if err != nil {
+			return err
+		}
+		local = rsaOps{key: priv, signAlg: r.o.signAlg, dek: r.dek}
+		if z, err = startZero(local); err != nil {
+			return err
+		}
+		defer z.Close()
+	}
+	conns := slices.Max(r.o.concurrency)
+	for _, op := range ops {
+		var sj, zj benchJob
+		if k != nil {
+			if sj, err = r.serverJob(ctx, op, k); err != nil {
+				return fmt.Errorf("%s: %w", op, err)
+			}
+		}
+		var zc *http.Client
+		if z != nil {
+			if zj, err = zeroJob(z, op, r.o.signAlg, len(r.token)); err != nil {
+				return err
+			}
+			zc = benchTransport(z.tr, r.o.proto, conns)
+		}
+		var targets []benchTarget
+		if k != nil {
+			targets = append(targets, benchTarget{"server", r.server, sj})
+		}
+		if z != nil {
+			targets = append(targets, benchTarget{"baseline-https", zc, zj})
+		}
+		for _, conc := range r.o.concurrency {
+			r.measureAt(ctx, op, size, conc, targets)
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		if zc != nil {
+			zc.CloseIdleConnections()
+		}
+		if z != nil {
+			if w := local.raw(op); w != nil {
+				r.raw(ctx, op, size, w)
+			}
+		}
+	}
+	return ctx.Err()
+}
+
+// measureToken measures the client credentials grant. The baselines sign
+// once with RSA-2048 per request, as the server's RS256 tokens are.
+func (r *benchRun) measureToken(ctx context.Context) error {
+	const size = 2048
+	var sj benchJob
+	if !r.o.baselineOnly {
+		p := r.s.prof
+		if p.ClientSecret == "" {
+			return errors.New("--op token needs application credentials: AZURE_CLIENT_ID and AZURE_CLIENT_SECRET, or --credentials-file")
+		}
+		form := url.Values{"grant_type": {"client_credentials"}, "client_id": {p.ClientID}, "client_secret": {p.ClientSecret}, "scope": {armScope}}
+		sj = benchJob{method: http.MethodPost, url: p.Endpoint + "/" + url.PathEscape(p.TenantID) + "/oauth2/v2.0/token",
+			header: http.Header{"Content-Type": {"application/x-www-form-urlencoded"}}, body: []byte(form.Encode())}
+	}
+	var z *zeroServer
+	var local rsaOps
+	var zj benchJob
+	var zc *http.Client
+	if r.o.baseline {
+		priv, err := rsa.GenerateKey(rand.Reader, size)
+		if err != nil {
+			return err
+		}
+		local = rsaOps{key: priv, signAlg: "RS256", dek: r.dek}
+		if z, err = startZero(local); err != nil {
+			return err
+		}
+		defer z.Close()
+		if zj, err = zeroJob(z, "token", "RS256", 0); err != nil {
+			return err
+		}
+		zc = benchTransport(z.tr, r.o.proto, slices.Max(r.o.concurrency))
+		defer zc.CloseIdleConnections()
+	}
+	var targets []benchTarget
+	if !r.o.baselineOnly {
+		targets = append(targets, benchTarget{"server", r.server, sj})
+	}
+	if z != nil {
+		targets = append(targets, benchTarget{"baseline-https", zc, zj})
+	}
+	for _, conc := range r.o.concurrency {
+		r.measureAt(ctx, "token", size, conc, targets)
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
+	if z != nil {
+		r.raw(ctx, "token", size, local.raw("token"))
+	}
+	return ctx.Err()
+}

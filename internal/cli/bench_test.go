@@ -1,0 +1,388 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/tls"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/spf13/cobra"
+)
+
+// runBenchCmd runs `customerkey bench args...` on a fresh command tree
+// (cobra keeps flag values between executions) and decodes its JSON.
+func runBenchCmd(t *testing.T, args ...string) (benchReport, string) {
+	t.Helper()
+	root := &cobra.Command{Use: "customerkey", SilenceUsage: true, SilenceErrors: true}
+	AddCommands(root)
+	var out, errOut bytes.Buffer
+	root.SetOut(&out)
+	root.SetErr(&errOut)
+	root.SetArgs(append([]string{"bench"}, args...))
+	if err := root.ExecuteContext(t.Context()); err != nil {
+		t.Fatalf("bench %q: %v\n%s", args, err, errOut.String())
+	}
+	var rep benchReport
+	if slices.Contains(args, "json") {
+		if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+			t.Fatalf("bench -o json: %v\n%s", err, out.String())
+		}
+	}
+	return rep, out.String()
+}
+
+func TestPercentile(t *testing.T) {
+	ms := func(n ...int) []time.Duration {
+		out := make([]time.Duration, len(n))
+		for i, v := range n {
+			out[i] = time.Duration(v) * time.Millisecond
+		}
+		return out
+	}
+	hundred := make([]time.Duration, 100)
+	for i := range hundred {
+		hundred[i] = time.Duration(i+1) * time.Millisecond
+	}
+	tests := []struct {
+		name string
+		in   []time.Duration
+		p    float64
+		want time.Duration
+	}{
+		{"empty", nil, .5, 0},
+		{"one", ms(7), .99, 7 * time.Millisecond},
+		{"p50 of 1..100", hundred, .50, 50 * time.Millisecond},
+		{"p90 of 1..100", hundred, .90, 90 * time.Millisecond},
+		{"p99 of 1..100", hundred, .99, 99 * time.Millisecond},
+		{"p100 of 1..100", hundred, 1, 100 * time.Millisecond},
+		{"p50 of four", ms(1, 2, 3, 4), .5, 2 * time.Millisecond},
+		{"p99 of four", ms(1, 2, 3, 4), .99, 4 * time.Millisecond},
+		{"tiny p", ms(1, 2, 3), 0.0001, time.Millisecond},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := percentile(tc.in, tc.p); got != tc.want {
+				t.Errorf("percentile(%v, %v) = %v, want %v", tc.in, tc.p, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestDriveMergesWorkers(t *testing.T) {
+	// 4 workers, 1000 ops: every op is counted once, failures apart.
+	var calls atomic.Int64
+	s := drive(context.Background(), 4, benchLimit{dur: time.Minute, ops: 1000}, func() workerFunc {
+		return func() (string, error) {
+			if calls.Add(1)%10 == 0 {
+				return "500", nil
+			}
+			return "", nil
+		}
+	})
+	n := s.ops + s.errs["500"]
+	if n != 1000 || s.errs["500"] != 100 {
+		t.Errorf("drive: %d ok + %v errors, want 1000 in all with 100 errors of 500", s.ops, s.errs)
+	}
+	if !slices.IsSorted(s.lat) || len(s.lat) != s.ops {
+		t.Errorf("drive: latencies not merged and sorted (%d for %d ops)", len(s.lat), s.ops)
+	}
+	// A duration bound stops a run that has no count bound.
+	start := time.Now()
+	s = drive(context.Background(), 2, benchLimit{dur: 50 * time.Millisecond}, func() workerFunc {
+		return func() (string, error) { time.Sleep(time.Millisecond); return "", nil }
+	})
+	if el := time.Since(start); el > 2*time.Second || s.ops == 0 {
+		t.Errorf("drive with 50ms: %d ops in %v", s.ops, el)
+	}
+}
+
+func TestScopeFromChallenge(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{`Bearer authorization="https://localhost:8443/t1", resource="https://vault.localhost:8443"`, "https://vault.localhost:8443/.default"},
+		{`Bearer authorization="https://login.microsoftonline.com/t", resource="https://vault.azure.net/"`, "https://vault.azure.net/.default"},
+		{`Bearer authorization="https://x/t" scope="https://r.example/.default"`, "https://r.example/.default"},
+		{``, "https://vault.azure.net/.default"},
+	}
+	for _, tc := range tests {
+		if got := scopeFromChallenge(tc.in); got != tc.want {
+			t.Errorf("scopeFromChallenge(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestBenchFlagValidation(t *testing.T) {
+	valid := func() benchOptions {
+		return benchOptions{vault: "v", keySizes: []int{2048}, ops: []string{"unwrap"}, concurrency: []int{1, 8, 64},
+			duration: 10 * time.Second, warmup: 2 * time.Second, rounds: 1, baseline: true, signAlg: "RS256", proto: "1.1"}
+	}
+	tests := []struct {
+		name   string
+		change func(*benchOptions)
+		want   string // "" means valid
+	}{
+		{"defaults", func(*benchOptions) {}, ""},
+		{"token needs no vault", func(o *benchOptions) { o.vault, o.ops = "", []string{"token"} }, ""},
+		{"baseline only needs no vault", func(o *benchOptions) { o.vault, o.baselineOnly = "", true }, ""},
+		{"key op needs a vault", func(o *benchOptions) { o.vault = "" }, "--vault is required"},
+		{"unknown op", func(o *benchOptions) { o.ops = []string{"unwrap", "decrypt"} }, `--op "decrypt"`},
+		{"no op", func(o *benchOptions) { o.ops = nil }, "--op"},
+		{"zero clients", func(o *benchOptions) { o.concurrency = []int{0} }, "--concurrency 0"},
+		{"too many clients", func(o *benchOptions) { o.concurrency = []int{100000} }, "--concurrency 100000"},
+		{"odd key size", func(o *benchOptions) { o.keySizes = []int{1024} }, "--key-size 1024"},
+		{"one key, many sizes", func(o *benchOptions) { o.key, o.keySizes = "k", []int{2048, 4096} }, "--key names one key"},
+		{"unbounded", func(o *benchOptions) { o.duration = 0 }, "--duration"},
+		{"too long", func(o *benchOptions) { o.duration = time.Hour }, "--duration"},
+		{"negative ops", func(o *benchOptions) { o.count = -1 }, "--ops -1"},
+		{"too many ops", func(o *benchOptions) { o.count = benchMaxOps + 1 }, "--ops"},
+		{"no rounds", func(o *benchOptions) { o.rounds = 0 }, "--rounds 0"},
+		{"fewer ops than rounds", func(o *benchOptions) { o.rounds, o.count = 5, 3 }, "--ops 3 is fewer than --rounds 5"},
+		{"sign alg", func(o *benchOptions) { o.signAlg = "ES256" }, "--sign-alg"},
+		{"protocol", func(o *benchOptions) { o.proto = "3" }, "--http"},
+		{"nothing to run", func(o *benchOptions) { o.baselineOnly, o.baseline = true, false }, "nothing to run"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			o := valid()
+			tc.change(&o)
+			err := o.validate()
+			switch {
+			case tc.want == "" && err != nil:
+				t.Errorf("validate() = %v, want nil", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Errorf("validate() = %v, want an error containing %q", err, tc.want)
+			}
+		})
+	}
+	// Every problem is reported at once.
+	o := valid()
+	o.vault, o.proto, o.signAlg = "", "x", "y"
+	if err := o.validate(); err == nil || strings.Count(err.Error(), "\n") != 2 {
+		t.Errorf("validate() with three problems = %v, want three lines", err)
+	}
+	// --ops alone is bounded by the count and the hard time cap.
+	o = valid()
+	o.count = 500
+	if l := o.limit(); l.ops != 500 || l.dur != benchMaxDuration {
+		t.Errorf("limit() with --ops alone = %+v", l)
+	}
+	o.durationSet = true
+	if l := o.limit(); l.ops != 500 || l.dur != 10*time.Second {
+		t.Errorf("limit() with --ops and --duration = %+v", l)
+	}
+}
+
+// TestBenchBaselineEndToEnd runs the command's baseline path: the
+// zero-logic HTTPS server inside the process, driven by the same client
+// code as a real server, plus raw crypto/rsa.
+func TestBenchBaselineEndToEnd(t *testing.T) {
+	rep, _ := runBenchCmd(t, "--baseline-only", "--op", "unwrap,wrap,get", "--concurrency", "1,4", "--ops", "120", "--rounds", "3", "--warmup", "0s", "-o", "json")
+	type key struct {
+		op, target string
+		conc       int
+	}
+	seen := map[key]bool{}
+	for _, r := range rep.Results {
+		seen[key{r.Op, r.Target, r.Concurrency}] = true
+		if r.Target == "server" {
+			t.Errorf("a baseline-only run measured the server: %+v", r)
+		}
+		if r.OpsPerSec <= 0 || len(r.Errors) != 0 {
+			t.Errorf("%s %s c=%d: %v ops/s, errors %v (%s)", r.Op, r.Target, r.Concurrency, r.OpsPerSec, r.Errors, r.FirstError)
+		}
+		if r.Target == "baseline-https" && r.Ops != 120 {
+			t.Errorf("%s %s c=%d: %d ops, want exactly --ops 120", r.Op, r.Target, r.Concurrency, r.Ops)
+		}
+		if !(r.P50Ms <= r.P90Ms && r.P90Ms <= r.P99Ms && r.P99Ms <= r.MaxMs) || r.MaxMs <= 0 {
+			t.Errorf("%s %s c=%d: percentiles out of order: %v %v %v %v", r.Op, r.Target, r.Concurrency, r.P50Ms, r.P90Ms, r.P99Ms, r.MaxMs)
+		}
+	}
+	for _, k := range []key{{"unwrap", "baseline-https", 1}, {"unwrap", "baseline-https", 4}, {"wrap", "baseline-https", 4}, {"get", "baseline-https", 1}} {
+		if !seen[k] {
+			t.Errorf("no result for %+v", k)
+		}
+	}
+	if !slices.ContainsFunc(rep.Results, func(r benchResult) bool { return r.Op == "unwrap" && r.Target == "raw-rsa" }) {
+		t.Error("no raw-rsa result for unwrap")
+	}
+	if slices.ContainsFunc(rep.Results, func(r benchResult) bool { return r.Op == "get" && r.Target == "raw-rsa" }) {
+		t.Error("a raw-rsa result for get, which has no RSA operation")
+	}
+	if len(rep.Ratios) == 0 || rep.Ratios[0].BaselinePerRaw <= 0 {
+		t.Errorf("ratios = %+v, want baseline-https/raw for each run", rep.Ratios)
+	}
+	// The table form prints the same runs.
+	_, table := runBenchCmd(t, "--baseline-only", "--op", "sign", "--concurrency", "2", "--ops", "50", "--warmup", "0s", "-o", "table")
+	for _, want := range []string{"baseline-https", "raw-rsa", "BASELINE-HTTPS/RAW", "RSA-2048"} {
+		if !strings.Contains(table, want) {
+			t.Errorf("table output lacks %q:\n%s", want, table)
+		}
+	}
+}
+
+// fakeVaultServer stands in for the server until the key vault data plane
+// exists: a token endpoint, the two Resource Manager reads findVault makes,
+// and a vault at https://bv.vault.localhost:PORT/ that challenges like AKV
+// and does real RSA with its keys.
+type fakeVaultServer struct {
+	url, caFile string
+	resource    string
+
+	mu       sync.Mutex
+	keys     map[string]*rsa.PrivateKey
+	scopes   []string
+	deleted  []string
+	purged   []string
+	purgeTry int
+}
+
+func startFakeVault(t *testing.T) *fakeVaultServer {
+	t.Helper()
+	cert, _, err := selfSigned()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fakeVaultServer{keys: map[string]*rsa.PrivateKey{}}
+	srv := httptest.NewUnstartedServer(f)
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	port := srv.Listener.Addr().(*net.TCPAddr).Port
+	f.url = fmt.Sprintf("https://localhost:%d", port)
+	f.resource = fmt.Sprintf("https://vault.localhost:%d", port)
+	f.caFile = filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(f.caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Certificate[0]}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func (f *fakeVaultServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	host, port, _ := net.SplitHostPort(r.Host)
+	p := r.URL.Path
+	if host == "localhost" {
+		switch {
+		case strings.HasSuffix(p, "/oauth2/v2.0/token"):
+			_ = r.ParseForm()
+			f.mu.Lock()
+			f.scopes = append(f.scopes, r.PostForm.Get("scope"))
+			f.mu.Unlock()
+			if r.PostForm.Get("client_secret") != "s3cret" {
+				w.WriteHeader(http.StatusUnauthorized)
+				fmt.Fprint(w, `{"error":"invalid_client","error_description":"bad secret"}`)
+				return
+			}
+			fmt.Fprintf(w, `{"access_token":"tok %s","expires_in":3600}`, r.PostForm.Get("scope"))
+		case p == "/subscriptions":
+			fmt.Fprint(w, `{"value":[{"subscriptionId":"s1"}]}`)
+		case p == "/subscriptions/s1/providers/Microsoft.KeyVault/vaults":
+			fmt.Fprintf(w, `{"value":[{"name":"bv","properties":{"vaultUri":"https://bv.vault.localhost:%s/"}}]}`, port)
+		default:
+			http.NotFound(w, r)
+		}
+		return
+	}
+	if host != "bv.vault.localhost" {
+		http.NotFound(w, r)
+		return
+	}
+	if r.Header.Get("Authorization") != "Bearer tok "+f.resource+"/.default" {
+		w.Header().Set("WWW-Authenticate", `Bearer authorization="`+f.url+`/t1", resource="`+f.resource+`"`)
+		w.WriteHeader(http.StatusUnauthorized)
+		fmt.Fprint(w, `{"error":{"code":"Unauthorized","message":"AKV10000: Request is missing a Bearer or PoP token."}}`)
+		return
+	}
+	seg := strings.Split(strings.Trim(p, "/"), "/")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	switch {
+	case r.Method == http.MethodPost && len(seg) == 3 && seg[2] == "create":
+		var in struct {
+			Size int `json:"key_size"`
+		}
+		_ = json.NewDecoder(r.Body).Decode(&in)
+		k, err := rsa.GenerateKey(rand.Reader, in.Size)
+		if err != nil {
+			http.Error(w, err.Error(), 500)
+			return
+		}
+		f.keys[seg[1]] = k
+		f.bundle(w, seg[1])
+	case r.Method == http.MethodGet && len(seg) >= 2 && f.keys[seg[1]] != nil:
+		f.bundle(w, seg[1])
+	case r.Method == http.MethodPost && len(seg) == 4 && f.keys[seg[1]] != nil:
+		z := &zeroServer{ops: rsaOps{key: f.keys[seg[1]], signAlg: "RS256"}, kid: "k"}
+		z.ServeHTTP(w, r)
+	case r.Method == http.MethodDelete && seg[0] == "keys":
+		f.deleted = append(f.deleted, seg[1])
+		fmt.Fprint(w, `{}`)
+	case r.Method == http.MethodDelete && seg[0] == "deletedkeys":
+		if f.purgeTry++; f.purgeTry == 1 { // still being deleted
+			w.WriteHeader(http.StatusNotFound)
+			fmt.Fprint(w, `{"error":{"code":"KeyNotFound","message":"Deleted Key not found"}}`)
+			return
+		}
+		f.purged = append(f.purged, seg[1])
+		w.WriteHeader(http.StatusNoContent)
+	default:
+		http.NotFound(w, r)
+	}
+}
+
+func (f *fakeVaultServer) bundle(w http.ResponseWriter, name string) {
+	k := f.keys[name]
+	fmt.Fprintf(w, `{"key":{"kid":"https://bv.vault.localhost/keys/%s/0123456789abcdef0123456789abcdef","kty":"RSA","n":"%s","e":"AQAB"}}`,
+		name, b64u.EncodeToString(k.N.Bytes()))
+}
+
+// TestBenchServerPath drives the server path (vault lookup, challenge,
+// temporary key, every operation, delete and purge) against a fake.
+func TestBenchServerPath(t *testing.T) {
+	f := startFakeVault(t)
+	t.Setenv("CUSTOMERKEY_PROFILE", filepath.Join(t.TempDir(), "profile.json"))
+	t.Setenv("AZURE_TENANT_ID", "t1")
+	t.Setenv("AZURE_CLIENT_ID", "app")
+	t.Setenv("AZURE_CLIENT_SECRET", "s3cret")
+	t.Setenv("AZURE_SUBSCRIPTION_ID", "")
+	rep, _ := runBenchCmd(t, "--endpoint", f.url, "--ca-file", f.caFile, "--vault", "bv", "--op", "unwrap,wrap,sign,get,token",
+		"--concurrency", "2", "--ops", "30", "--warmup", "0s", "--baseline=false", "-o", "json")
+	if len(rep.Results) != 5 {
+		t.Errorf("%d results, want one per operation: %+v", len(rep.Results), rep.Results)
+	}
+	for _, r := range rep.Results {
+		if r.Target != "server" || r.Ops != 30 || len(r.Errors) != 0 || r.KeySize != 2048 {
+			t.Errorf("result %+v, want 30 server ops of RSA-2048 without errors", r)
+		}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !slices.Contains(f.scopes, f.resource+"/.default") {
+		t.Errorf("tokens asked for %q, want the challenge's resource %s/.default", f.scopes, f.resource)
+	}
+	if len(f.keys) != 1 || len(f.deleted) != 1 || len(f.purged) != 1 || f.deleted[0] != f.purged[0] || !strings.HasPrefix(f.deleted[0], "bench-") {
+		t.Errorf("keys created %d, deleted %q, purged %q: want one temporary bench- key deleted and purged", len(f.keys), f.deleted, f.purged)
+	}
+
+	// With the baselines, each server run has its ratios.
+	f.mu.Unlock()
+	rep, _ = runBenchCmd(t, "--endpoint", f.url, "--ca-file", f.caFile, "--vault", "bv", "--op", "wrap",
+		"--concurrency", "2", "--ops", "30", "--warmup", "0s", "-o", "json")
+	f.mu.Lock()
+	if len(rep.Ratios) != 1 || rep.Ratios[0].ServerPerBaseline <= 0 || rep.Ratios[0].ServerPerRaw <= 0 {
+		t.Errorf("ratios = %+v, want server/baseline-https and server/raw", rep.Ratios)
+	}
+}
