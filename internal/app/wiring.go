@@ -74,5 +74,5 @@ func (c contents) DeleteResourcesIn(ctx context.Context, by directory.Caller, su
 type keysOf struct{ *vault.Service }
 
 func (k keysOf) Vault(ctx context.Context, name string) (vault.Vault, error) {
-	return k.ByName(ctx, name)
+	return k.DataPlaneVault(ctx, name)
 }

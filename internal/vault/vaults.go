@@ -455,6 +455,9 @@ func (s *Service) UpdateAccessPolicies(ctx context.Context, c directory.Caller, 
 		return nil, err
 	}
 	var out []AccessPolicy
+	// The data plane decides by the cached vault's policies: drop it, so
+	// a grant or a revocation applies to the next request.
+	defer s.keys.forgetVault(name)
 	err := s.store.Update(ctx, func(tx storage.Tx) error {
 		cur, ver, err := s.live(tx, sub, rg, name)
 		if err != nil {
