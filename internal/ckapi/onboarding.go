@@ -73,6 +73,12 @@ func organization(r *http.Request) (string, error) {
 }
 
 func (a *API) listOnboarding(w http.ResponseWriter, r *http.Request) error {
+	return listByOrganization(a, w, r, a.o.Onboarding.List)
+}
+
+// listByOrganization answers a list of one organization's records.
+func listByOrganization[T any](a *API, w http.ResponseWriter, r *http.Request,
+	list func(context.Context, onboarding.Caller, string) ([]T, error)) error {
 	p, err := a.principal(r)
 	if err != nil {
 		return err
@@ -81,14 +87,14 @@ func (a *API) listOnboarding(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	reqs, err := a.o.Onboarding.List(r.Context(), onboardingCaller(p), org)
+	items, err := list(r.Context(), onboardingCaller(p), org)
 	if err != nil {
 		return err
 	}
-	if reqs == nil {
-		reqs = []onboarding.Request{}
+	if items == nil {
+		items = []T{}
 	}
-	return httpx.JSON(w, http.StatusOK, map[string]any{"value": reqs})
+	return httpx.JSON(w, http.StatusOK, map[string]any{"value": items})
 }
 
 func (a *API) getOnboarding(w http.ResponseWriter, r *http.Request) error {
@@ -124,22 +130,7 @@ func (a *API) submitLegacy(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) listLegacy(w http.ResponseWriter, r *http.Request) error {
-	p, err := a.principal(r)
-	if err != nil {
-		return err
-	}
-	org, err := organization(r)
-	if err != nil {
-		return err
-	}
-	reqs, err := a.o.Onboarding.LegacyRequests(r.Context(), onboardingCaller(p), org)
-	if err != nil {
-		return err
-	}
-	if reqs == nil {
-		reqs = []onboarding.LegacyRequest{}
-	}
-	return httpx.JSON(w, http.StatusOK, map[string]any{"value": reqs})
+	return listByOrganization(a, w, r, a.o.Onboarding.LegacyRequests)
 }
 
 func (a *API) approveLegacy(w http.ResponseWriter, r *http.Request) error {
