@@ -157,6 +157,31 @@ func TestKeyVaultWithOfficialClient(t *testing.T) {
 	if err != nil || got.Attributes.Expires == nil || got.Attributes.Expires.Year() != 9999 {
 		t.Fatalf("GetKey after the update = %v, %v", got.Attributes, err)
 	}
+	// Every data-plane operation is in the tenant's audit log, with the
+	// caller, the vault, the key and the version, and without key material.
+	armTok, _ := token(ctx, e.admin, armScope)
+	var page struct {
+		Events []struct {
+			Action, Target, Result string
+			Actor                  struct{ ID string }
+		} `json:"events"`
+	}
+	doJSON(t, s, armTok, "GET", "/customerkey/v1/tenants/"+e.c.TenantID+"/audit", "", &page)
+	seen := map[string]bool{}
+	for _, ev := range page.Events {
+		if strings.HasPrefix(ev.Action, "vault/") && ev.Actor.ID == adminSP.Value[0].ID {
+			seen[ev.Action+" "+ev.Result] = true
+			if ev.Action == "vault/keys/unwrapKey" && ev.Target != "fabrikamkv1/ContosoEXOKey1" && !strings.HasPrefix(ev.Target, "fabrikamkv1/ContosoEXOKey1/") {
+				t.Errorf("unwrap audit target = %q", ev.Target)
+			}
+		}
+	}
+	for _, want := range []string{"vault/keys/create denied", "vault/keys/create success", "vault/keys/unwrapKey success", "vault/keys/wrapKey success", "vault/keys/update success"} {
+		if !seen[want] {
+			t.Errorf("audit log lacks %q; has %v", want, seen)
+		}
+	}
+
 	// Only a few challenges: the client reuses its token.
 	n401 := 0
 	for _, st := range ct.status {
