@@ -2,7 +2,6 @@ package app_test
 
 import (
 	"context"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -75,5 +74,4 @@ func TestSeedKeyStepsWithTheCLI(t *testing.T) {
 	if _, err := runCLI(t, env, "key", "show", "--vault-name", "contosoekv1", "--name", "nokey"); err == nil || !strings.Contains(err.Error(), "KeyNotFound") {
 		t.Errorf("key show of a missing key err = %v", err)
 	}
-	_ = http.StatusOK
 }

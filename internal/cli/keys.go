@@ -183,7 +183,7 @@ type keyFlags struct {
 	kty, curve, expires, notBefore, file string
 	size                                 int
 	ops, tags                            []string
-	disabled, hsm                        bool
+	disabled, deleted, hsm               bool
 }
 
 func (f *keyFlags) attributes() (map[string]any, error) {
@@ -337,7 +337,7 @@ func keyCmd(g *globals) *cobra.Command {
 	list := mk("list --vault-name V [--deleted]", "List keys", cobra.NoArgs,
 		func(cmd *cobra.Command, s *session, pr printer, f *keyFlags) error {
 			path := "/keys"
-			if f.disabled { // reused as --deleted
+			if f.deleted {
 				path = "/deletedkeys"
 			}
 			ks, err := s.listKeys(cmd.Context(), f.vault, path)
@@ -346,7 +346,7 @@ func keyCmd(g *globals) *cobra.Command {
 			}
 			return printKeys(pr, ks)
 		}, func(c *cobra.Command, f *keyFlags) {
-			c.Flags().BoolVar(&f.disabled, "deleted", false, "list soft-deleted keys")
+			c.Flags().BoolVar(&f.deleted, "deleted", false, "list soft-deleted keys")
 		})
 
 	versions := mk("versions --vault-name V --name K", "List a key's versions", cobra.NoArgs,

@@ -281,14 +281,6 @@ type versionRecord struct {
 	CreatedBy audit.Actor `json:"createdBy"`
 }
 
-func (r versionRecord) clone() versionRecord {
-	r.Ops = slices.Clone(r.Ops)
-	r.Tags = cloneTags(r.Tags)
-	r.NotBefore = cloneTime(r.NotBefore)
-	r.Expires = cloneTime(r.Expires)
-	return r
-}
-
 func cloneTags(t map[string]string) map[string]string {
 	if len(t) == 0 {
 		return nil
