@@ -171,6 +171,28 @@ func runCLI(t *testing.T, env map[string]string, args ...string) (string, error)
 	return out.String(), err
 }
 
+// mustCLI runs a customerkey command in-process and fails the test if it
+// fails.
+func mustCLI(t *testing.T, env map[string]string, args ...string) string {
+	t.Helper()
+	out, err := runCLI(t, env, args...)
+	if err != nil {
+		t.Fatalf("customerkey %s: %v", strings.Join(args, " "), err)
+	}
+	return out
+}
+
+// adminEnv is the environment of a tenant's automation application, as
+// Azure tools read it; a non-empty sub sets AZURE_SUBSCRIPTION_ID too.
+func (s *server) adminEnv(c tenantCreds, sub string) map[string]string {
+	env := map[string]string{"CUSTOMERKEY_ENDPOINT": s.url, "CUSTOMERKEY_CA_FILE": s.CAFile,
+		"AZURE_TENANT_ID": c.TenantID, "AZURE_CLIENT_ID": c.AdminApp.ClientID, "AZURE_CLIENT_SECRET": c.AdminApp.ClientSecret}
+	if sub != "" {
+		env["AZURE_SUBSCRIPTION_ID"] = sub
+	}
+	return env
+}
+
 const armScope, graphScope = "https://management.azure.com/.default", "https://graph.microsoft.com/.default"
 
 func TestServerEndToEnd(t *testing.T) {

@@ -22,15 +22,10 @@ func TestSeedKeyStepsWithTheCLI(t *testing.T) {
 	graphTok, _ := token(ctx, e.admin, graphScope)
 	doJSON(t, s, graphTok, "GET", "/v1.0/servicePrincipals?$filter=appId%20eq%20'"+e.c.AdminApp.ClientID+"'", "", &adminSP)
 	s.grant(t, e, adminSP.Value[0].ID, "ServicePrincipal", "14b46e9e-c2b7-41b4-b07b-48a6ebf60603", e.vaultID) // Key Vault Crypto Officer
-	env := map[string]string{"CUSTOMERKEY_ENDPOINT": s.url, "CUSTOMERKEY_CA_FILE": s.CAFile,
-		"AZURE_TENANT_ID": e.c.TenantID, "AZURE_CLIENT_ID": e.c.AdminApp.ClientID, "AZURE_CLIENT_SECRET": e.c.AdminApp.ClientSecret}
+	env := s.adminEnv(e.c, "")
 	run := func(args ...string) string {
 		t.Helper()
-		out, err := runCLI(t, env, args...)
-		if err != nil {
-			t.Fatalf("customerkey %s: %v", strings.Join(args, " "), err)
-		}
-		return out
+		return mustCLI(t, env, args...)
 	}
 	out := run("Add-AzKeyVaultKey", "-VaultName", "contosoekv1", "-Name", "ContosoKey1", "-Size", "3072")
 	for _, want := range []string{"KeySize       : 3072", "KeyType       : RSA", "Enabled       : True", "Expires       : \n", "wrapKey, unwrapKey"} {

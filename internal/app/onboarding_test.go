@@ -25,23 +25,12 @@ func TestOnboardingEndToEnd(t *testing.T) {
 	opFile := filepath.Join(dataDir, config.CredentialsFile)
 	run := func(env map[string]string, args ...string) string {
 		t.Helper()
-		out, err := runCLI(t, env, args...)
-		if err != nil {
-			t.Fatalf("customerkey %s: %v", strings.Join(args, " "), err)
-		}
-		return out
+		return mustCLI(t, env, args...)
 	}
 	var c tenantCreds
 	_ = json.Unmarshal([]byte(run(nil, "tenant", "create", "--name", "Contoso", "--license", "Microsoft 365 E5", "-o", "json", "--credentials-file", opFile)), &c)
-	admin := map[string]string{"CUSTOMERKEY_ENDPOINT": s.url, "CUSTOMERKEY_CA_FILE": s.CAFile,
-		"AZURE_TENANT_ID": c.TenantID, "AZURE_CLIENT_ID": c.AdminApp.ClientID, "AZURE_CLIENT_SECRET": c.AdminApp.ClientSecret}
-	with := func(sub string) map[string]string {
-		env := map[string]string{"AZURE_SUBSCRIPTION_ID": sub}
-		for k, v := range admin {
-			env[k] = v
-		}
-		return env
-	}
+	admin := s.adminEnv(c, "")
+	with := func(sub string) map[string]string { return s.adminEnv(c, sub) }
 	for _, app := range []string{directory.OnboardingAppID, directory.M365DAREAppID, directory.ExchangeAppID} {
 		run(admin, "New-AzADServicePrincipal", "-ApplicationId", app)
 	}

@@ -26,11 +26,7 @@ func TestSeedAzureStepsWithTheCLI(t *testing.T) {
 	opFile := filepath.Join(dataDir, config.CredentialsFile)
 	run := func(env map[string]string, args ...string) string {
 		t.Helper()
-		out, err := runCLI(t, env, args...)
-		if err != nil {
-			t.Fatalf("customerkey %s: %v", strings.Join(args, " "), err)
-		}
-		return out
+		return mustCLI(t, env, args...)
 	}
 	var c tenantCreds
 	if err := json.Unmarshal([]byte(run(nil, "tenant", "create", "--name", "Contoso", "--license", "Microsoft 365 E5", "-o", "json", "--credentials-file", opFile)), &c); err != nil {
@@ -47,8 +43,7 @@ func TestSeedAzureStepsWithTheCLI(t *testing.T) {
 		}
 		subs[i] = out.SubscriptionID
 	}
-	admin := map[string]string{"CUSTOMERKEY_ENDPOINT": s.url, "CUSTOMERKEY_CA_FILE": s.CAFile,
-		"AZURE_TENANT_ID": c.TenantID, "AZURE_CLIENT_ID": c.AdminApp.ClientID, "AZURE_CLIENT_SECRET": c.AdminApp.ClientSecret}
+	admin := s.adminEnv(c, "")
 	if out := run(admin, "subscription", "list"); !strings.Contains(out, subs[0]) || !strings.Contains(out, subs[1]) {
 		t.Fatalf("subscription list = %q", out)
 	}
@@ -57,10 +52,7 @@ func TestSeedAzureStepsWithTheCLI(t *testing.T) {
 		run(admin, "New-AzADServicePrincipal", "-ApplicationId", appID)
 	}
 	for i, sub := range subs {
-		env := map[string]string{"AZURE_SUBSCRIPTION_ID": sub}
-		for k, v := range admin {
-			env[k] = v
-		}
+		env := s.adminEnv(c, sub)
 		name := "ContosoEXOAKV0" + string(rune('1'+i))
 		run(env, "group", "create", "--name", "ContosoCK", "--location", "westeurope")
 		out := run(env, "vault", "create", "--resource-group", "ContosoCK", "--name", name, "--location", "westeurope", "--sku", "premium")
@@ -85,10 +77,7 @@ func TestSeedAzureStepsWithTheCLI(t *testing.T) {
 		run(env, "Register-AzResourceProvider", "-ProviderNamespace", "Microsoft.KeyVault")
 	}
 	clk.Advance(2 * time.Minute)
-	env := map[string]string{"AZURE_SUBSCRIPTION_ID": subs[0]}
-	for k, v := range admin {
-		env[k] = v
-	}
+	env := s.adminEnv(c, subs[0])
 	if out := run(env, "Get-AzProviderFeature", "-FeatureName", "mandatoryRetentionPeriodEnabled", "-ProviderNamespace", "Microsoft.Resources"); !strings.Contains(out, "RegistrationState : Registered") {
 		t.Errorf("Get-AzProviderFeature after the delay = %q", out)
 	}
