@@ -136,6 +136,9 @@ func TestDirectoryCommands(t *testing.T) {
 	// The new user signs in with the password it was given (resource owner
 	// password flow is not offered; the token service checks it through the
 	// device code page in the identity tests). Here: the tenant table.
+	if out, err := runCLI(t, nil, "tenant", "show", "adatum.onmicrosoft.com"); err != nil || !strings.Contains(out, created.TenantID) {
+		t.Errorf("a member's tenant show by domain = %q, %v", out, err)
+	}
 	out, err = runCLI(t, nil, "tenant", "show", created.TenantID)
 	if err != nil || !strings.Contains(out, "CustomerKeyEligible   : Yes") {
 		t.Errorf("tenant show = %q, %v", out, err)

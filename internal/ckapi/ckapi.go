@@ -193,12 +193,19 @@ func (a *API) listTenants(w http.ResponseWriter, r *http.Request) error {
 }
 
 // readTenant lets the operator read any tenant and anyone read their own.
+// The tenant may be named by id or by domain, so it is resolved before the
+// caller's own tenant is compared with it.
 func (a *API) readTenant(r *http.Request, p identity.Principal) (directory.Tenant, error) {
-	id := r.PathValue("tenant")
-	if err := a.o.Directory.IsOperator(r.Context(), p.Caller()); err != nil && id != p.TenantID {
-		return directory.Tenant{}, err
+	t, err := a.o.Directory.ResolveTenant(r.Context(), r.PathValue("tenant"))
+	if err != nil {
+		return t, err
 	}
-	return a.o.Directory.ResolveTenant(r.Context(), id)
+	if t.ID != p.TenantID {
+		if err := a.o.Directory.IsOperator(r.Context(), p.Caller()); err != nil {
+			return directory.Tenant{}, err
+		}
+	}
+	return t, nil
 }
 
 func (a *API) getTenant(w http.ResponseWriter, r *http.Request) error {

@@ -1,11 +1,11 @@
 package config
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 )
 
 // Credentials is operator.json: how the operator's tools reach the server
@@ -28,7 +28,7 @@ func ReadCredentials(path string) (Credentials, error) {
 	if err != nil {
 		return c, fmt.Errorf("reading credentials: %w", err)
 	}
-	dec := json.NewDecoder(strings.NewReader(string(b)))
+	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&c); err != nil {
 		return c, fmt.Errorf("credentials file %s is not valid: %w", path, err)

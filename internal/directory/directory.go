@@ -158,7 +158,7 @@ func (d *Directory) record(ctx context.Context, tx storage.Tx, c Caller, tid, ac
 	return d.audit.RecordTx(ctx, tx, audit.Event{TenantID: tid, Actor: a, Action: action, Target: target, Result: audit.Success})
 }
 
-// RecordDenied writes an audit event for a refused change; the refusal
+// recordDenied writes an audit event for a refused change; the refusal
 // itself changed nothing, so it gets its own transaction.
 func (d *Directory) recordDenied(ctx context.Context, c Caller, tid, action, target string, reason error) {
 	if d.audit == nil || tid == "" {
