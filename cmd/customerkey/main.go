@@ -81,6 +81,9 @@ A YAML file given with --config may set any flag by its name; flags win.`,
 			if fs.Changed("feature-registration-delay") {
 				merged.FeatureRegistrationDelay = cfg.FeatureRegistrationDelay
 			}
+			if fs.Changed("policy-key-cache-lifetime") {
+				merged.PolicyKeyCacheLifetime = cfg.PolicyKeyCacheLifetime
+			}
 			if err := merged.Complete(); err != nil {
 				return err
 			}
@@ -100,6 +103,8 @@ A YAML file given with --config may set any flag by its name; flags win.`,
 	f.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "text or json")
 	f.DurationVar(&cfg.FeatureRegistrationDelay, "feature-registration-delay", cfg.FeatureRegistrationDelay,
 		"how long registering the mandatory retention period takes (Azure: up to an hour)")
+	f.DurationVar(&cfg.PolicyKeyCacheLifetime, "policy-key-cache-lifetime", cfg.PolicyKeyCacheLifetime,
+		"how long an unwrapped policy key is cached; revoking the root keys takes effect within this time")
 	return cmd
 }
 

@@ -49,6 +49,11 @@ type Config struct {
 	// Azure's service limits (which allow a few thousand key operations per
 	// 10 s); 0 turns throttling off.
 	VaultRequestsPerSecond float64 `yaml:"vault-requests-per-second"`
+	// PolicyKeyCacheLifetime is how long an unwrapped policy key stays in
+	// memory before the root keys are asked again. It is the revocation
+	// latency: once a customer removes the service's access to both root
+	// keys, user requests fail within this time.
+	PolicyKeyCacheLifetime time.Duration `yaml:"policy-key-cache-lifetime"`
 }
 
 // Default returns the defaults; PublicURL is derived from Listen by Complete.
@@ -65,6 +70,7 @@ func Default() Config {
 
 		FeatureRegistrationDelay: time.Minute,
 		VaultRequestsPerSecond:   0,
+		PolicyKeyCacheLifetime:   10 * time.Minute,
 	}
 }
 
@@ -173,6 +179,9 @@ func (c Config) Validate() error {
 	}
 	if c.VaultRequestsPerSecond < 0 {
 		bad("vault-requests-per-second", "%v must not be negative", c.VaultRequestsPerSecond)
+	}
+	if c.PolicyKeyCacheLifetime < time.Second || c.PolicyKeyCacheLifetime > 24*time.Hour {
+		bad("policy-key-cache-lifetime", "%s must be between 1s and 24h", c.PolicyKeyCacheLifetime)
 	}
 	if c.ShutdownTimeout <= 0 {
 		bad("shutdown-timeout", "%s must be positive", c.ShutdownTimeout)
