@@ -27,6 +27,7 @@ import (
 	"github.com/customerkey/customerkey/internal/barrier"
 	"github.com/customerkey/customerkey/internal/ckapi"
 	"github.com/customerkey/customerkey/internal/config"
+	"github.com/customerkey/customerkey/internal/dep"
 	"github.com/customerkey/customerkey/internal/directory"
 	"github.com/customerkey/customerkey/internal/graph"
 	"github.com/customerkey/customerkey/internal/httpx"
@@ -39,6 +40,8 @@ import (
 	"github.com/customerkey/customerkey/internal/storage"
 	"github.com/customerkey/customerkey/internal/storage/bolt"
 	"github.com/customerkey/customerkey/internal/vault"
+	"github.com/customerkey/customerkey/internal/workload/files"
+	"github.com/customerkey/customerkey/internal/workload/mail"
 )
 
 // File names in the data directory.
@@ -65,6 +68,10 @@ type Server struct {
 	rbac  *rbac.Service
 	res   *resources.Service
 	kv    *vault.Service
+	onb   *onboarding.Service
+	dep   *dep.Service
+	mail  *mail.Service
+	files *files.Service
 	tls   *tls.Config
 	h     http.Handler
 	ready atomic.Bool
@@ -134,6 +141,9 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, o Options) (
 	if err := s.bootstrap(ctx); err != nil {
 		return nil, err
 	}
+	if err := s.wirePolicies(cfg, o); err != nil {
+		return nil, err
+	}
 	s.h = s.routes(al)
 	return s, nil
 }
@@ -162,6 +172,28 @@ func (s *Server) wireResources(cfg config.Config, o Options) {
 			return s.rbac.RemoveScopeTx(ctx, tx, v.ResourceID())
 		},
 	})
+}
+
+// wirePolicies builds onboarding, the data encryption policies and the
+// workloads whose data they protect. dep reaches root keys through the
+// vault API as the workload identities (keyprovider, over HTTPS to this
+// server), and the workloads register with dep for rewrap and purge.
+func (s *Server) wirePolicies(cfg config.Config, o Options) error {
+	now := o.Now
+	if now == nil {
+		now = time.Now
+	}
+	s.onb = onboarding.New(onboarding.Options{Store: s.store, Audit: s.audit, Directory: s.dir, Resources: s.res, Vaults: s.kv, RBAC: s.rbac})
+	roots, err := s.RootKeys()
+	if err != nil {
+		return err
+	}
+	s.dep = dep.New(dep.Options{Store: s.store, Audit: s.audit, Directory: s.dir, Scenarios: s.onb, Vaults: s.kv,
+		Subscriptions: s.res, RootKeys: roots, CacheLifetime: cfg.PolicyKeyCacheLifetime, Now: now, Logger: s.log})
+	s.mail = mail.New(mail.Options{Store: s.store, Policies: s.dep, Directory: s.dir, Audit: s.audit, Log: s.log, Now: now})
+	s.files = files.New(files.Options{Store: s.store, Policies: s.dep, Directory: s.dir, Audit: s.audit, Log: s.log, Now: now})
+	s.dep.AddScopes(s.mail, s.files)
+	return nil
 }
 
 func portSuffix(port string) string {
@@ -250,8 +282,7 @@ func (s *Server) routes(al *audit.Log) http.Handler {
 	mux := http.NewServeMux()
 	oauthapi.Register(mux, s.ids, s.log)
 	graph.New(graph.Options{Directory: s.dir, Verifier: s.ids, Log: s.log, PublicURL: s.cfg.PublicURL}).Register(mux)
-	onb := onboarding.New(onboarding.Options{Store: s.store, Audit: s.audit, Directory: s.dir, Resources: s.res, Vaults: s.kv, RBAC: s.rbac})
-	ckapi.New(ckapi.Options{Directory: s.dir, Audit: al, Verifier: s.ids, Subscriptions: s.res, Onboarding: onb, Log: s.log, PublicURL: s.cfg.PublicURL,
+	ckapi.New(ckapi.Options{Directory: s.dir, Audit: al, Verifier: s.ids, Subscriptions: s.res, Onboarding: s.onb, Log: s.log, PublicURL: s.cfg.PublicURL,
 		VaultDNSSuffix: s.cfg.VaultDNSSuffix, VaultResource: s.cfg.VaultResource()}).Register(mux)
 	armAPI := arm.New(arm.Options{Verifier: s.ids, RBAC: s.rbac, Roles: s.rbac, Subscriptions: s.res, Vaults: s.kv,
 		Log: s.log, PublicURL: s.cfg.PublicURL})
@@ -263,7 +294,7 @@ func (s *Server) routes(al *audit.Log) http.Handler {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
 	})
-	s.batch = audit.NewBatcher(al, audit.BatchOptions{})
+	s.batch = audit.NewBatcher(al, audit.BatchOptions{Journal: filepath.Join(s.cfg.DataDir, "audit-journal"), Sealer: s.store})
 	vaults := akv.New(akv.Options{Verifier: s.ids, RBAC: s.rbac, Keys: keysOf{s.kv}, Audit: s.batch, Log: s.log,
 		PublicURL: s.cfg.PublicURL, VaultDNSSuffix: s.cfg.VaultDNSSuffix, VaultResource: s.cfg.VaultResource(),
 		RatePerVault: s.cfg.VaultRequestsPerSecond, BurstPerVault: int(s.cfg.VaultRequestsPerSecond)})
@@ -329,6 +360,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	bg, stopBG := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Go(func() { s.background(bg) })
+	wg.Go(func() { s.runWorkloads(bg) })
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(tls.NewListener(ln, s.tls)) }()
 	s.ready.Store(true)
@@ -372,6 +404,15 @@ func (s *Server) background(ctx context.Context) {
 		if _, err := s.kv.SweepKeys(ctx); err != nil && ctx.Err() == nil {
 			s.log.Error("purging deleted keys and rotating keys that are due", "err", err)
 		}
+		if _, err := s.dep.ResumePurges(ctx); err != nil && ctx.Err() == nil {
+			s.log.Error("resuming approved data purges", "err", err)
+		}
+		if _, err := s.mail.Sweep(ctx); err != nil && ctx.Err() == nil {
+			s.log.Error("rewrapping mailbox keys onto their effective policies", "err", err)
+		}
+		if _, err := s.files.Sweep(ctx); err != nil && ctx.Err() == nil {
+			s.log.Error("rewrapping site keys onto their effective policies", "err", err)
+		}
 		if n, err := s.ids.Sweep(ctx); err != nil && ctx.Err() == nil {
 			s.log.Error("sweeping expired sign-in state", "err", err)
 		} else if n > 0 {
@@ -385,10 +426,26 @@ func (s *Server) background(ctx context.Context) {
 	}
 }
 
+// runWorkloads serves the workloads' rewrap requests (Kick) until ctx ends.
+func (s *Server) runWorkloads(ctx context.Context) {
+	var wg sync.WaitGroup
+	for _, run := range []func(context.Context) error{s.mail.Run, s.files.Run} {
+		wg.Go(func() {
+			if err := run(ctx); err != nil && ctx.Err() == nil {
+				s.log.Error("workload rewrap loop stopped", "err", err)
+			}
+		})
+	}
+	wg.Wait()
+}
+
 // Close releases the store. It is safe to call more than once.
 func (s *Server) Close() error {
 	var err error
 	s.closeOnce.Do(func() {
+		if s.dep != nil {
+			s.dep.Close()
+		}
 		if s.batch != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			err = s.batch.Close(ctx)

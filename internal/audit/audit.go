@@ -3,6 +3,10 @@
 // per tenant under the storage prefix "audit/" and are never updated or
 // deleted through this package. Domain packages record inside their own
 // transaction (RecordTx), so a change and its record commit together.
+// Records that need no such transaction go through a Batcher (group
+// commit), optionally with an append-only journal of encrypted segment
+// files that makes each batch durable with one fdatasync and is drained
+// into the store in the background (journal.go, drain.go).
 // It imports errkind and storage (same level) only.
 package audit
 
@@ -13,6 +17,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -68,6 +73,9 @@ type Log struct {
 
 	mu   sync.Mutex
 	last int64 // last timestamp used, so ids stay ordered within a process
+
+	dmu      sync.Mutex
+	drainers []*drainer // journals of open Batchers, which List waits for
 }
 
 // Options configures a Log.
@@ -88,6 +96,10 @@ func New(o Options) *Log {
 	}
 	return l
 }
+
+// MaxRecordLen bounds an encoded record. Records are small (ids, names and
+// a reason); the bound keeps a batch, and a journal frame, bounded too.
+const MaxRecordLen = 64 << 10
 
 // Record appends ev in its own transaction.
 func (l *Log) Record(ctx context.Context, ev Event) error {
@@ -138,6 +150,9 @@ func (l *Log) RecordTx(ctx context.Context, tx storage.Tx, ev Event) error {
 	if err != nil {
 		return fmt.Errorf("audit: encoding record: %w", err)
 	}
+	if len(b) > MaxRecordLen {
+		return errkind.Errorf(errkind.TooLarge, "audit: a record of %d bytes exceeds the limit of %d; shorten its target or reason", len(b), MaxRecordLen)
+	}
 	_, err = tx.Put(prefix+ev.TenantID+"/"+ev.ID, b, storage.MustNotExist)
 	return err
 }
@@ -173,13 +188,23 @@ type Page struct {
 }
 
 // List returns up to limit records of one tenant after the page token
-// (empty for the first page).
+// (empty for the first page). It first waits until the journals of open
+// Batchers have moved every record they acknowledged into the store, so
+// that a record is listed once Record has returned.
 func (l *Log) List(ctx context.Context, tenantID, pageToken string, limit int) (Page, error) {
 	if limit <= 0 || limit > MaxPage {
 		limit = MaxPage
 	}
 	if pageToken != "" && !validID(pageToken) {
 		return Page{}, ErrBadCursor
+	}
+	l.dmu.Lock()
+	ds := slices.Clone(l.drainers)
+	l.dmu.Unlock()
+	for _, d := range ds {
+		if err := d.sync(ctx); err != nil {
+			return Page{}, err
+		}
 	}
 	p := prefix + tenantID + "/"
 	after := ""
@@ -208,6 +233,18 @@ func (l *Log) List(ctx context.Context, tenantID, pageToken string, limit int) (
 		page.Events = append(page.Events, ev)
 	}
 	return page, nil
+}
+
+func (l *Log) addDrainer(d *drainer) {
+	l.dmu.Lock()
+	l.drainers = append(l.drainers, d)
+	l.dmu.Unlock()
+}
+
+func (l *Log) removeDrainer(d *drainer) {
+	l.dmu.Lock()
+	l.drainers = slices.DeleteFunc(l.drainers, func(x *drainer) bool { return x == d })
+	l.dmu.Unlock()
 }
 
 func validID(s string) bool {

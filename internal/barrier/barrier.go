@@ -2,7 +2,8 @@
 // encrypts every value with AES-256-GCM before it reaches the inner backend,
 // under a keyring of data keys sealed by a root key (a Sealer: a key file by
 // default, an HSM later). No plaintext value and no key material reaches
-// the inner backend.
+// the inner backend. Seal and Open protect, with the same data keys, what
+// other packages keep outside the store (the audit journal's files).
 //
 // The AAD of every value is its storage key, so a value copied to another
 // key fails to decrypt instead of being read as that key's data. Keys

@@ -182,40 +182,57 @@ func getAAD(key string) *[]byte {
 	return p
 }
 
-// seal encrypts plaintext for key under the newest term; the AEAD appends
-// nonce, ciphertext and tag after the header. The output is the only
-// allocation.
+// seal encrypts plaintext for key under the newest term. The output is the
+// only allocation.
 func (kr *keyring) seal(key string, plaintext []byte) []byte {
+	aad := getAAD(key)
+	out := kr.sealAAD(*aad, plaintext)
+	aadPool.Put(aad)
+	return out
+}
+
+// sealAAD encrypts plaintext under the newest term with the complete
+// additional data aad; the AEAD appends nonce, ciphertext and tag after the
+// header.
+func (kr *keyring) sealAAD(aad, plaintext []byte) []byte {
 	term := kr.newest()
 	out := make([]byte, 1+termLen, headerLen+len(plaintext)+tagLen)
 	out[0] = formatV1
 	binary.BigEndian.PutUint32(out[1:], term)
-	aad := getAAD(key)
-	out = kr.aeads[term-1].Seal(out, nil, plaintext, *aad)
-	aadPool.Put(aad)
-	return out
+	return kr.aeads[term-1].Seal(out, nil, plaintext, aad)
 }
 
 // open parses and decrypts a stored value. Every failure is a decryptError;
 // errUnknownTerm tells the caller a newer keyring may help.
 func (kr *keyring) open(key string, v []byte) ([]byte, error) {
+	aad := getAAD(key)
+	out, why := kr.openAAD(*aad, v)
+	aadPool.Put(aad)
+	if why != "" {
+		return nil, decryptError(key, why)
+	}
+	return out, nil
+}
+
+// openAAD parses and decrypts what sealAAD produced with the same aad. It
+// returns the reason of a failure instead of an error, so that each caller
+// names what could not be decrypted in its own words.
+func (kr *keyring) openAAD(aad, v []byte) ([]byte, decryptFailure) {
 	if len(v) < headerLen+tagLen {
-		return nil, decryptError(key, errShort)
+		return nil, errShort
 	}
 	if v[0] != formatV1 {
-		return nil, decryptError(key, errFormat)
+		return nil, errFormat
 	}
 	term := binary.BigEndian.Uint32(v[1:])
 	if term == 0 || term > kr.newest() {
-		return nil, decryptError(key, errUnknownTerm)
+		return nil, errUnknownTerm
 	}
-	aad := getAAD(key)
-	out, err := kr.aeads[term-1].Open(make([]byte, 0, len(v)-headerLen-tagLen), nil, v[1+termLen:], *aad)
-	aadPool.Put(aad)
+	out, err := kr.aeads[term-1].Open(make([]byte, 0, len(v)-headerLen-tagLen), nil, v[1+termLen:], aad)
 	if err != nil {
-		return nil, decryptError(key, errAuth)
+		return nil, errAuth
 	}
-	return out, nil
+	return out, ""
 }
 
 // termOf reports the term a well-formed value names.

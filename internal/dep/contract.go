@@ -1,7 +1,3 @@
-// Package dep owns the data encryption policies of Customer Key (multi-workload,
-// Exchange mailbox and SharePoint geo policies), their policy keys wrapped by
-// two customer root keys and an availability key, the unwrap rules and the
-// purge and recovery paths. This comment is completed by its implementation.
 package dep
 
 import (
