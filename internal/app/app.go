@@ -40,6 +40,7 @@ import (
 	"github.com/customerkey/customerkey/internal/storage"
 	"github.com/customerkey/customerkey/internal/storage/bolt"
 	"github.com/customerkey/customerkey/internal/vault"
+	"github.com/customerkey/customerkey/internal/workload/encryption"
 	"github.com/customerkey/customerkey/internal/workload/files"
 	"github.com/customerkey/customerkey/internal/workload/mail"
 )
@@ -72,6 +73,7 @@ type Server struct {
 	dep   *dep.Service
 	mail  *mail.Service
 	files *files.Service
+	enc   *encryption.Service
 	tls   *tls.Config
 	h     http.Handler
 	ready atomic.Bool
@@ -188,11 +190,17 @@ func (s *Server) wirePolicies(cfg config.Config, o Options) error {
 	if err != nil {
 		return err
 	}
+	// The configured lifetime is the documented revocation latency: the
+	// encryption API keeps unwrapped scope keys for a tenth of it on top of
+	// dep's policy key cache, so dep keeps policy keys for the rest.
+	life := cfg.PolicyKeyCacheLifetime
 	s.dep = dep.New(dep.Options{Store: s.store, Audit: s.audit, Directory: s.dir, Scenarios: s.onb, Vaults: s.kv,
-		Subscriptions: s.res, RootKeys: roots, CacheLifetime: cfg.PolicyKeyCacheLifetime, Now: now, Logger: s.log})
+		Subscriptions: s.res, RootKeys: roots, CacheLifetime: life - life/10, Now: now, Logger: s.log})
 	s.mail = mail.New(mail.Options{Store: s.store, Policies: s.dep, Directory: s.dir, Audit: s.audit, Log: s.log, Now: now})
 	s.files = files.New(files.Options{Store: s.store, Policies: s.dep, Directory: s.dir, Audit: s.audit, Log: s.log, Now: now})
-	s.dep.AddScopes(s.mail, s.files)
+	s.enc = encryption.New(encryption.Options{Store: s.store, Audit: s.audit, Policies: s.dep, Directory: s.dir,
+		KeyCacheLifetime: life / 10, Log: s.log, Now: now})
+	s.dep.AddScopes(s.mail, s.files, s.enc)
 	return nil
 }
 
@@ -283,6 +291,7 @@ func (s *Server) routes(al *audit.Log) http.Handler {
 	oauthapi.Register(mux, s.ids, s.log)
 	graph.New(graph.Options{Directory: s.dir, Verifier: s.ids, Log: s.log, PublicURL: s.cfg.PublicURL}).Register(mux)
 	ckapi.New(ckapi.Options{Directory: s.dir, Audit: al, Verifier: s.ids, Subscriptions: s.res, Onboarding: s.onb, Log: s.log, PublicURL: s.cfg.PublicURL,
+		Encryption: s.enc, Policies: s.dep, Mail: s.mail, Files: s.files,
 		VaultDNSSuffix: s.cfg.VaultDNSSuffix, VaultResource: s.cfg.VaultResource()}).Register(mux)
 	armAPI := arm.New(arm.Options{Verifier: s.ids, RBAC: s.rbac, Roles: s.rbac, Subscriptions: s.res, Vaults: s.kv,
 		Log: s.log, PublicURL: s.cfg.PublicURL})
@@ -429,7 +438,7 @@ func (s *Server) background(ctx context.Context) {
 // runWorkloads serves the workloads' rewrap requests (Kick) until ctx ends.
 func (s *Server) runWorkloads(ctx context.Context) {
 	var wg sync.WaitGroup
-	for _, run := range []func(context.Context) error{s.mail.Run, s.files.Run} {
+	for _, run := range []func(context.Context) error{s.mail.Run, s.files.Run, s.enc.Run} {
 		wg.Go(func() {
 			if err := run(ctx); err != nil && ctx.Err() == nil {
 				s.log.Error("workload rewrap loop stopped", "err", err)

@@ -12,7 +12,7 @@ var Levels = map[string]int{
 	"kcrypto": 1, "jwk": 1, "storage": 1, "audit": 1, "telemetry": 1, "config": 1, "pki": 1,
 	"storage/bolt": 2, "storage/postgres": 2, "storage/storagetest": 2, "barrier": 2,
 	"directory": 3, "identity": 3, "rbac": 3, "resources": 3, "vault": 3, "onboarding": 3, "dep": 3,
-	"envelope": 3, "workload/mail": 3, "workload/files": 3,
+	"envelope": 3, "workload/mail": 3, "workload/files": 3, "workload/encryption": 3,
 	"httpx": 4, "akv": 4, "arm": 4, "graph": 4, "oauthapi": 4, "ckapi": 4, "keyprovider": 4,
 	"app": 5, "cli": 5,
 	"archtest": 6,
@@ -20,7 +20,7 @@ var Levels = map[string]int{
 
 // Domain packages must not import HTTP server types.
 var Domain = []string{"directory", "identity", "rbac", "resources", "vault", "onboarding", "dep", "envelope",
-	"workload/mail", "workload/files"}
+	"workload/mail", "workload/files", "workload/encryption"}
 
 // StorageImpls may be imported only by StorageImplUsers (and tests).
 var (

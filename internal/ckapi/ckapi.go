@@ -38,6 +38,10 @@ type Options struct {
 	Directory     *directory.Directory
 	Subscriptions Subscriptions
 	Onboarding    Onboarding
+	Encryption    Encryption
+	Policies      Policies
+	Mail          Mail
+	Files         Files
 	Audit         *audit.Log
 	Verifier      Verifier
 	Log           *slog.Logger
@@ -71,6 +75,10 @@ func (a *API) Register(mux *http.ServeMux) {
 	route("GET /customerkey/v1/metadata", small, a.metadata)
 	route("POST /customerkey/v1/subscriptions", small, a.createSubscription)
 	a.registerOnboarding(route)
+	a.registerEncryption(route)
+	a.registerPolicies(route)
+	a.registerMail(route)
+	a.registerFiles(route)
 	route("/customerkey/v1/", small, func(http.ResponseWriter, *http.Request) error {
 		return errkind.New(errkind.NotFound, "no such operation; see the API reference in docs/api.md").WithCode("NotFound")
 	})

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto"
+	"crypto/aes"
+	"crypto/cipher"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -34,7 +36,11 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/spf13/cobra"
+
+	ckclient "github.com/customerkey/customerkey/client/encryption"
 )
 
 // Limits that keep every bench run bounded in time and in requests.
@@ -48,7 +54,11 @@ const (
 )
 
 // benchOps are the operations bench can drive.
-var benchOps = []string{"wrap", "unwrap", "sign", "get", "token"}
+var benchOps = []string{"wrap", "unwrap", "sign", "get", "token", "encrypt", "decrypt"}
+
+// isItemOp reports whether op goes through the encryption API (AES-256-GCM
+// of items) rather than a key vault's RSA key.
+func isItemOp(op string) bool { return op == "encrypt" || op == "decrypt" }
 
 // benchOptions are the flags of `customerkey bench`.
 type benchOptions struct {
@@ -63,9 +73,15 @@ type benchOptions struct {
 	rounds          int
 	baseline        bool
 	baselineOnly    bool
+	baselineProcess bool
 	signAlg         string
 	proto           string
 	keep            bool
+	// sizes are the item sizes of encrypt and decrypt as given (4k, 64k,
+	// 1m); validate parses them into itemSizes.
+	sizes     []string
+	itemSizes []int
+	scope     string
 }
 
 // validate checks the flags and returns every problem at once.
@@ -74,15 +90,34 @@ func (o *benchOptions) validate() error {
 	if len(o.ops) == 0 {
 		errs = append(errs, errors.New("--op: name at least one of "+strings.Join(benchOps, ", ")))
 	}
-	keyOps := false
+	keyOps, itemOps := false, false
 	for _, op := range o.ops {
 		if !slices.Contains(benchOps, op) {
 			errs = append(errs, fmt.Errorf("--op %q: use %s", op, strings.Join(benchOps, ", ")))
 		}
-		keyOps = keyOps || op != "token"
+		keyOps = keyOps || (op != "token" && !isItemOp(op))
+		itemOps = itemOps || isItemOp(op)
 	}
 	if keyOps && o.vault == "" && !o.baselineOnly {
 		errs = append(errs, errors.New("--vault is required for key operations (or pass --baseline-only)"))
+	}
+	o.itemSizes = o.itemSizes[:0]
+	if itemOps && len(o.sizes) == 0 {
+		errs = append(errs, errors.New("--size: give at least one item size for encrypt and decrypt"))
+	}
+	for _, v := range o.sizes {
+		n, err := parseItemSize(v)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		o.itemSizes = append(o.itemSizes, n)
+	}
+	if o.scope != "" && !itemOps {
+		errs = append(errs, errors.New("--scope names the encryption scope of encrypt and decrypt; add one of them to --op"))
+	}
+	if o.baselineProcess && !o.baseline {
+		errs = append(errs, errors.New("--baseline-process is a baseline: it needs --baseline"))
 	}
 	if o.baselineOnly && !o.baseline {
 		errs = append(errs, errors.New("--baseline-only and --baseline=false leave nothing to run"))
@@ -129,6 +164,26 @@ func (o *benchOptions) validate() error {
 	return errors.Join(errs...)
 }
 
+// benchMaxItem is the largest item the encryption API takes (4 MiB).
+const benchMaxItem = 4 << 20
+
+// parseItemSize reads an item size: bytes, or a number of KiB (k) or MiB (m).
+func parseItemSize(v string) (int, error) {
+	s := strings.ToLower(strings.TrimSpace(v))
+	mult := 1
+	switch {
+	case strings.HasSuffix(s, "k"):
+		s, mult = strings.TrimSuffix(s, "k"), 1<<10
+	case strings.HasSuffix(s, "m"):
+		s, mult = strings.TrimSuffix(s, "m"), 1<<20
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 || n > benchMaxItem/mult {
+		return 0, fmt.Errorf("--size %q: use a size of 1 byte to 4m, such as 4k, 64k or 1m", v)
+	}
+	return n * mult, nil
+}
+
 // limit bounds one measured run: it stops at whichever comes first.
 func (o *benchOptions) limit() benchLimit {
 	l := benchLimit{dur: o.duration, ops: int64(o.count)}
@@ -142,7 +197,7 @@ func benchCmd(g *globals) *cobra.Command {
 	o := &benchOptions{}
 	cmd := &cobra.Command{
 		Use:   "bench --vault NAME [--op unwrap] [--concurrency 1,8,64] [--duration 10s | --ops N]",
-		Short: "Load a running server's key operations and compare with raw RSA and a zero-logic HTTPS server",
+		Short: "Load a running server's key and encryption operations and compare with raw crypto and a zero-logic HTTPS server",
 		Long: `Drive a running server over HTTPS with N concurrent clients and print
 ops/s and p50/p90/p99/max latency per operation and concurrency.
 
@@ -166,7 +221,19 @@ you run: it is a load generator. --baseline-only needs no server.
 
 Operations: wrap and unwrap (RSA-OAEP-256 of a 32-byte key), sign (RS256 or
 PS256 of a SHA-256 digest), get (the key's public part), token (client
-credentials grant; needs application credentials).`,
+credentials grant; needs application credentials).
+
+encrypt and decrypt go through the general encryption API with items of
+each --size (default 4k,64k,1m), raw bodies (application/octet-stream) and
+warm caches, in a temporary scope bench-<random> that bench creates with
+itself as principal and deletes afterwards (unless --keep), or in --scope.
+Their baselines are a zero-logic HTTPS server doing one AES-256-GCM
+operation on the same bytes per request, and raw-aes: crypto/cipher's
+AES-256-GCM on the same bytes into a new slice, GOMAXPROCS workers. A
+third target, client-seal, measures the Go client package
+(client/encryption) in this process: Seal and Open with a cached data key,
+to compare with raw-aes. They need a tenant Global or Compliance
+Administrator (to create the scope) and no --vault.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o.durationSet = cmd.Flags().Changed("duration")
@@ -201,7 +268,9 @@ credentials grant; needs application credentials).`,
 	f.StringVar(&o.sub, "subscription", os.Getenv("AZURE_SUBSCRIPTION_ID"), "subscription of the vault (default $AZURE_SUBSCRIPTION_ID, else every one you see)")
 	f.StringVar(&o.key, "key", "", "an existing RSA key to use (default: a temporary key per --key-size)")
 	f.IntSliceVar(&o.keySizes, "key-size", []int{2048}, "RSA key sizes of temporary keys: 2048, 3072, 4096 (list allowed)")
-	f.StringSliceVar(&o.ops, "op", []string{"unwrap"}, "operations: wrap, unwrap, sign, get, token (list allowed)")
+	f.StringSliceVar(&o.ops, "op", []string{"unwrap"}, "operations: wrap, unwrap, sign, get, token, encrypt, decrypt (list allowed)")
+	f.StringSliceVar(&o.sizes, "size", []string{"4k", "64k", "1m"}, "item sizes of encrypt and decrypt: bytes, or k and m for KiB and MiB, at most 4m (list allowed)")
+	f.StringVar(&o.scope, "scope", "", "an existing encryption scope, with you as principal, for encrypt and decrypt (default: a temporary scope)")
 	f.IntSliceVar(&o.concurrency, "concurrency", []int{8}, "concurrent clients (list allowed, e.g. 1,8,64)")
 	f.DurationVar(&o.duration, "duration", 10*time.Second, "measured time per run")
 	f.IntVar(&o.count, "ops", 0, "measured requests per run (0: no count limit); with --duration, whichever comes first")
@@ -209,9 +278,11 @@ credentials grant; needs application credentials).`,
 	f.IntVar(&o.rounds, "rounds", 1, "split each measured run into this many slices alternating between server and baseline (robust ratios on a busy machine)")
 	f.BoolVar(&o.baseline, "baseline", true, "also measure raw crypto/rsa and the zero-logic HTTPS server")
 	f.BoolVar(&o.baselineOnly, "baseline-only", false, "measure only the baselines (no server needed)")
+	f.BoolVar(&o.baselineProcess, "baseline-process", false, "also measure the zero-logic HTTPS server run in a separate process (RSA operations), to separate the cost of being another process from the server's own")
 	f.StringVar(&o.signAlg, "sign-alg", "RS256", "signature algorithm of the sign operation: RS256 or PS256")
 	f.StringVar(&o.proto, "http", "1.1", "client protocol: 1.1 (keep-alive, one connection per client) or 2 (h2)")
-	f.BoolVar(&o.keep, "keep", false, "keep the temporary keys instead of deleting and purging them")
+	f.BoolVar(&o.keep, "keep", false, "keep the temporary keys and scope instead of deleting them")
+	cmd.AddCommand(zeroServerCmd())
 	return cmd
 }
 
@@ -221,8 +292,9 @@ credentials grant; needs application credentials).`,
 type benchResult struct {
 	Op          string         `json:"op"`
 	KeySize     int            `json:"keySize"`
+	ItemSize    int            `json:"itemSize,omitempty"` // bytes per item of encrypt and decrypt
 	Concurrency int            `json:"concurrency"`
-	Target      string         `json:"target"` // server, baseline-https or raw-rsa
+	Target      string         `json:"target"` // server, baseline-https, client-seal, raw-rsa or raw-aes
 	Ops         int            `json:"ops"`
 	Seconds     float64        `json:"seconds"`
 	OpsPerSec   float64        `json:"opsPerSec"`
@@ -236,15 +308,23 @@ type benchResult struct {
 
 // benchRatio compares the server with the baselines of the same run.
 type benchRatio struct {
-	Op                string  `json:"op"`
-	KeySize           int     `json:"keySize"`
-	Concurrency       int     `json:"concurrency"`
+	Op          string `json:"op"`
+	KeySize     int    `json:"keySize"`
+	ItemSize    int    `json:"itemSize,omitempty"`
+	Concurrency int    `json:"concurrency"`
+	// Target is client-seal when the "server" columns hold the Go client
+	// package measured in-process; empty for the server.
+	Target            string  `json:"target,omitempty"`
 	ServerOpsPerSec   float64 `json:"serverOpsPerSec,omitempty"`
 	BaselineOpsPerSec float64 `json:"baselineHttpsOpsPerSec,omitempty"`
 	RawOpsPerSec      float64 `json:"rawOpsPerSec,omitempty"`
 	ServerPerBaseline float64 `json:"serverPerBaselineHttps,omitempty"`
-	ServerPerRaw      float64 `json:"serverPerRaw,omitempty"`
-	BaselinePerRaw    float64 `json:"baselineHttpsPerRaw,omitempty"`
+	// ProcessOpsPerSec and ServerPerProcess compare with the zero-logic
+	// server run in a separate process (--baseline-process).
+	ProcessOpsPerSec float64 `json:"baselineProcessOpsPerSec,omitempty"`
+	ServerPerProcess float64 `json:"serverPerBaselineProcess,omitempty"`
+	ServerPerRaw     float64 `json:"serverPerRaw,omitempty"`
+	BaselinePerRaw   float64 `json:"baselineHttpsPerRaw,omitempty"`
 }
 
 // benchReport is what bench prints.
@@ -266,7 +346,7 @@ type benchReport struct {
 func (r *benchReport) serverErrors() int {
 	n := 0
 	for _, x := range r.Results {
-		if x.Target == "server" {
+		if x.Target == "server" || x.Target == "client-seal" {
 			for _, c := range x.Errors {
 				n += c
 			}
@@ -277,10 +357,10 @@ func (r *benchReport) serverErrors() int {
 
 // ratios pairs every server and baseline run with the raw rate.
 func (r *benchReport) ratios() {
-	find := func(op string, size, conc int, target string) *benchResult {
+	find := func(op string, size, item, conc int, target string) *benchResult {
 		for i := range r.Results {
 			x := &r.Results[i]
-			if x.Op == op && x.KeySize == size && x.Target == target && (conc == 0 || x.Concurrency == conc) {
+			if x.Op == op && x.KeySize == size && x.ItemSize == item && x.Target == target && (conc == 0 || x.Concurrency == conc) {
 				return x
 			}
 		}
@@ -288,11 +368,11 @@ func (r *benchReport) ratios() {
 	}
 	r.Ratios = nil
 	for _, x := range r.Results {
-		if x.Target == "raw-rsa" || (x.Target == "baseline-https" && find(x.Op, x.KeySize, x.Concurrency, "server") != nil) {
+		if isRawTarget(x.Target) || x.Target == "baseline-process" || (x.Target == "baseline-https" && find(x.Op, x.KeySize, x.ItemSize, x.Concurrency, "server") != nil) {
 			continue
 		}
-		q := benchRatio{Op: x.Op, KeySize: x.KeySize, Concurrency: x.Concurrency}
-		raw := find(x.Op, x.KeySize, 0, "raw-rsa")
+		q := benchRatio{Op: x.Op, KeySize: x.KeySize, ItemSize: x.ItemSize, Concurrency: x.Concurrency}
+		raw := find(x.Op, x.KeySize, x.ItemSize, 0, rawTarget(x.Op))
 		if raw != nil {
 			q.RawOpsPerSec = raw.OpsPerSec
 		}
@@ -305,15 +385,26 @@ func (r *benchReport) ratios() {
 		switch x.Target {
 		case "server":
 			q.ServerOpsPerSec = x.OpsPerSec
-			if base := find(x.Op, x.KeySize, x.Concurrency, "baseline-https"); base != nil {
+			if base := find(x.Op, x.KeySize, x.ItemSize, x.Concurrency, "baseline-https"); base != nil {
 				q.BaselineOpsPerSec = base.OpsPerSec
 				q.ServerPerBaseline = div(x.OpsPerSec, base.OpsPerSec)
 				q.BaselinePerRaw = div(base.OpsPerSec, q.RawOpsPerSec)
 			}
 			q.ServerPerRaw = div(x.OpsPerSec, q.RawOpsPerSec)
+			if p := find(x.Op, x.KeySize, x.ItemSize, x.Concurrency, "baseline-process"); p != nil {
+				q.ProcessOpsPerSec = p.OpsPerSec
+				q.ServerPerProcess = div(x.OpsPerSec, p.OpsPerSec)
+			}
 		case "baseline-https":
 			q.BaselineOpsPerSec = x.OpsPerSec
 			q.BaselinePerRaw = div(x.OpsPerSec, q.RawOpsPerSec)
+			if p := find(x.Op, x.KeySize, x.ItemSize, x.Concurrency, "baseline-process"); p != nil {
+				q.ProcessOpsPerSec = p.OpsPerSec
+			}
+		case "client-seal":
+			q.Target = x.Target
+			q.ServerOpsPerSec = x.OpsPerSec
+			q.ServerPerRaw = div(x.OpsPerSec, q.RawOpsPerSec)
 		}
 		r.Ratios = append(r.Ratios, q)
 	}
@@ -337,10 +428,10 @@ func (r *benchReport) print(pr printer) error {
 	fmt.Fprintln(tw, "OP\tKEY\tCONC\tTARGET\tOPS\tOPS/S\tP50 ms\tP90 ms\tP99 ms\tMAX ms\tERRORS\t")
 	for _, x := range r.Results {
 		conc := strconv.Itoa(x.Concurrency)
-		if x.Target == "raw-rsa" {
+		if isRawTarget(x.Target) {
 			conc += "w"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%.0f\t%.2f\t%.2f\t%.2f\t%.2f\t%s\t\n", x.Op, keyLabel(x.Op, x.KeySize), conc, x.Target,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%.0f\t%.2f\t%.2f\t%.2f\t%.2f\t%s\t\n", x.Op, keyLabel(x.Op, x.KeySize, x.ItemSize), conc, x.Target,
 			x.Ops, x.OpsPerSec, x.P50Ms, x.P90Ms, x.P99Ms, x.MaxMs, errorsText(x.Errors))
 	}
 	if err := tw.Flush(); err != nil {
@@ -349,10 +440,27 @@ func (r *benchReport) print(pr printer) error {
 	if len(r.Ratios) > 0 {
 		fmt.Fprintln(pr.w)
 		tw = tabwriter.NewWriter(pr.w, 0, 4, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(tw, "OP\tKEY\tCONC\tSERVER/BASELINE-HTTPS\tSERVER/RAW\tBASELINE-HTTPS/RAW\t")
+		process := slices.ContainsFunc(r.Ratios, func(q benchRatio) bool { return q.ProcessOpsPerSec > 0 })
+		head := "OP\tKEY\tCONC\tSERVER/BASELINE-HTTPS\tSERVER/RAW\tBASELINE-HTTPS/RAW\t"
+		if process {
+			head += "SERVER/BASELINE-PROCESS\tBASELINE-PROCESS/BASELINE-HTTPS\t"
+		}
+		fmt.Fprintln(tw, head)
 		for _, q := range r.Ratios {
-			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t\n", q.Op, keyLabel(q.Op, q.KeySize), q.Concurrency,
+			op := q.Op
+			if q.Target != "" {
+				op += " (" + q.Target + ")"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t", op, keyLabel(q.Op, q.KeySize, q.ItemSize), q.Concurrency,
 				ratioText(q.ServerPerBaseline), ratioText(q.ServerPerRaw), ratioText(q.BaselinePerRaw))
+			if process {
+				pb := 0.0
+				if q.BaselineOpsPerSec > 0 {
+					pb = math.Round(q.ProcessOpsPerSec/q.BaselineOpsPerSec*1000) / 1000
+				}
+				fmt.Fprintf(tw, "%s\t%s\t", ratioText(q.ServerPerProcess), ratioText(pb))
+			}
+			fmt.Fprintln(tw)
 		}
 		if err := tw.Flush(); err != nil {
 			return err
@@ -360,13 +468,17 @@ func (r *benchReport) print(pr printer) error {
 	}
 	for _, x := range r.Results {
 		if x.FirstError != "" {
-			fmt.Fprintf(pr.w, "first error of %s %s c=%d %s: %s\n", x.Op, keyLabel(x.Op, x.KeySize), x.Concurrency, x.Target, x.FirstError)
+			fmt.Fprintf(pr.w, "first error of %s %s c=%d %s: %s\n", x.Op, keyLabel(x.Op, x.KeySize, x.ItemSize), x.Concurrency, x.Target, x.FirstError)
 		}
 	}
 	return nil
 }
 
-func keyLabel(op string, size int) string {
+// keyLabel names the key (and the item size) of a run.
+func keyLabel(op string, size, item int) string {
+	if isItemOp(op) {
+		return "AES-" + strconv.Itoa(size) + " " + sizeLabel(item)
+	}
 	if size == 0 {
 		return "-"
 	}
@@ -375,6 +487,27 @@ func keyLabel(op string, size int) string {
 	}
 	return "RSA-" + strconv.Itoa(size)
 }
+
+// sizeLabel writes an item size in the units --size takes.
+func sizeLabel(n int) string {
+	switch {
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return strconv.Itoa(n>>20) + "MiB"
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return strconv.Itoa(n>>10) + "KiB"
+	}
+	return strconv.Itoa(n) + "B"
+}
+
+// rawTarget is the name of the raw crypto baseline of op.
+func rawTarget(op string) string {
+	if isItemOp(op) {
+		return "raw-aes"
+	}
+	return "raw-rsa"
+}
+
+func isRawTarget(t string) bool { return t == "raw-rsa" || t == "raw-aes" }
 
 func ratioText(v float64) string {
 	if v == 0 {
@@ -664,16 +797,23 @@ var b64u = base64.RawURLEncoding
 type zeroServer struct {
 	url    string
 	ops    rsaOps
+	aead   cipher.AEAD // encrypt and decrypt; nil for the RSA operations
 	kid    string
 	bundle []byte // the answer to GET
 	srv    *http.Server
 	tr     *http.Transport // trusts only this server's certificate
+	// certDER is the server's certificate, for a client in another process.
+	certDER []byte
 }
 
 // startZero starts a zero-logic server on 127.0.0.1 (never any other
 // address) with a fresh self-signed ECDSA P-256 certificate, as the real
 // server has, serving HTTP/1.1 and h2 the way the real server does.
-func startZero(k rsaOps) (*zeroServer, error) {
+func startZero(k rsaOps) (*zeroServer, error) { return startZeroServer(&zeroServer{ops: k}) }
+
+// startZeroServer starts z, whose operations are set (the RSA key of
+// z.ops, or z.aead for items).
+func startZeroServer(z *zeroServer) (*zeroServer, error) {
 	cert, pool, err := selfSigned()
 	if err != nil {
 		return nil, err
@@ -682,12 +822,14 @@ func startZero(k rsaOps) (*zeroServer, error) {
 	if err != nil {
 		return nil, err
 	}
-	z := &zeroServer{url: "https://" + ln.Addr().String(), ops: k}
+	z.url = "https://" + ln.Addr().String()
 	z.kid = z.url + "/keys/bench/00000000000000000000000000000000"
-	z.bundle, _ = json.Marshal(map[string]any{
-		"key":        map[string]any{"kid": z.kid, "kty": "RSA", "key_ops": []string{"wrapKey", "unwrapKey", "sign", "verify"}, "n": b64u.EncodeToString(k.key.N.Bytes()), "e": "AQAB"},
-		"attributes": map[string]any{"enabled": true, "created": 1800000000, "updated": 1800000000, "recoveryLevel": "Recoverable+Purgeable", "recoverableDays": 90},
-	})
+	if k := z.ops; k.key != nil {
+		z.bundle, _ = json.Marshal(map[string]any{
+			"key":        map[string]any{"kid": z.kid, "kty": "RSA", "key_ops": []string{"wrapKey", "unwrapKey", "sign", "verify"}, "n": b64u.EncodeToString(k.key.N.Bytes()), "e": "AQAB"},
+			"attributes": map[string]any{"enabled": true, "created": 1800000000, "updated": 1800000000, "recoveryLevel": "Recoverable+Purgeable", "recoverableDays": 90},
+		})
+	}
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}, NextProtos: []string{"h2", "http/1.1"}}
 	z.srv = &http.Server{
 		Handler:           z,
@@ -700,6 +842,7 @@ func startZero(k rsaOps) (*zeroServer, error) {
 		ErrorLog:          log.New(io.Discard, "", 0),
 	}
 	go func() { _ = z.srv.Serve(tls.NewListener(ln, cfg)) }()
+	z.certDER = cert.Certificate[0]
 	z.tr = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, ForceAttemptHTTP2: true}
 	return z, nil
 }
@@ -710,6 +853,10 @@ func (z *zeroServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch p := r.URL.Path; {
 	case r.Method == http.MethodGet:
 		z.write(w, z.bundle)
+	case z.aead != nil && strings.HasSuffix(p, "/encrypt"):
+		z.item(w, r, true)
+	case z.aead != nil && strings.HasSuffix(p, "/decrypt"):
+		z.item(w, r, false)
 	case strings.HasSuffix(p, "/token"):
 		// Like a token service: read the form, sign once, answer JSON.
 		if err := r.ParseForm(); err != nil || r.PostForm.Get("grant_type") == "" {
@@ -816,6 +963,9 @@ type benchRun struct {
 	vaultURL string       // "https://{vault}.{suffix}:{port}/"
 	token    string       // for the vault's challenge resource
 	dek      []byte       // what wrap and unwrap carry
+	// item is the item size of the encrypt or decrypt being measured (0
+	// for the RSA operations); results and progress lines carry it.
+	item int
 }
 
 func runBench(ctx context.Context, s *session, o *benchOptions, logw io.Writer) (*benchReport, error) {
@@ -830,14 +980,14 @@ func runBench(ctx context.Context, s *session, o *benchOptions, logw io.Writer) 
 			return nil, errors.New("bench: the session's HTTP client has no *http.Transport to tune")
 		}
 		r.server = benchTransport(base, o.proto, conns)
-		if o.vault != "" && slices.ContainsFunc(o.ops, func(op string) bool { return op != "token" }) {
+		if o.vault != "" && slices.ContainsFunc(o.ops, func(op string) bool { return op != "token" && !isItemOp(op) }) {
 			if err := r.openVault(ctx); err != nil {
 				return nil, err
 			}
 		}
 	}
 	for _, size := range o.keySizes {
-		ops := slices.DeleteFunc(slices.Clone(o.ops), func(op string) bool { return op == "token" })
+		ops := slices.DeleteFunc(slices.Clone(o.ops), func(op string) bool { return op == "token" || isItemOp(op) })
 		if len(ops) == 0 {
 			break
 		}
@@ -847,6 +997,11 @@ func runBench(ctx context.Context, s *session, o *benchOptions, logw io.Writer) 
 	}
 	if slices.Contains(o.ops, "token") {
 		if err := r.measureToken(ctx); err != nil {
+			return nil, err
+		}
+	}
+	if ops := slices.DeleteFunc(slices.Clone(o.ops), func(op string) bool { return !isItemOp(op) }); len(ops) > 0 {
+		if err := r.measureItems(ctx, ops); err != nil {
 			return nil, err
 		}
 	}
@@ -1130,11 +1285,21 @@ func zeroJob(z *zeroServer, op, signAlg string, tokenLen int) (benchJob, error) 
 	return benchJob{method: http.MethodPost, url: base + path + q, header: h, body: body}, nil
 }
 
-// benchTarget is one thing measured with HTTP: the server or the baseline.
+// benchTarget is one thing measured: the server or the baseline over
+// HTTP (c and j), or work in this process (w).
 type benchTarget struct {
 	name string
 	c    *http.Client
 	j    benchJob
+	w    func() workerFunc
+}
+
+// workers returns the worker factory of t.
+func (t benchTarget) workers(ctx context.Context) func() workerFunc {
+	if t.w != nil {
+		return t.w
+	}
+	return httpWorker(ctx, t.c, t.j)
 }
 
 // measureAt measures each target at conc, after its warmup. The measured
@@ -1144,7 +1309,7 @@ func (r *benchRun) measureAt(ctx context.Context, op string, size, conc int, tar
 	for _, t := range targets {
 		if r.o.warmup > 0 {
 			r.progress(op, size, conc, t.name+" (warmup)")
-			drive(ctx, conc, benchLimit{dur: r.o.warmup}, httpWorker(ctx, t.c, t.j))
+			drive(ctx, conc, benchLimit{dur: r.o.warmup}, t.workers(ctx))
 		}
 	}
 	lim := r.o.limit()
@@ -1159,12 +1324,14 @@ func (r *benchRun) measureAt(ctx context.Context, op string, size, conc int, tar
 		}
 		for i, t := range targets {
 			r.progress(op, size, conc, t.name)
-			sums[i] = sums[i].merge(drive(ctx, conc, per, httpWorker(ctx, t.c, t.j)))
+			sums[i] = sums[i].merge(drive(ctx, conc, per, t.workers(ctx)))
 		}
 	}
 	for i, t := range targets {
 		slices.Sort(sums[i].lat)
-		r.rep.Results = append(r.rep.Results, sums[i].result(op, size, conc, t.name))
+		res := sums[i].result(op, size, conc, t.name)
+		res.ItemSize = r.item
+		r.rep.Results = append(r.rep.Results, res)
 	}
 }
 
@@ -1185,15 +1352,18 @@ func (s summary) merge(t summary) summary {
 	return s
 }
 
-// raw measures the raw crypto/rsa baseline with GOMAXPROCS workers.
+// raw measures the raw crypto baseline (crypto/rsa, or crypto/cipher's
+// AES-GCM for items) with GOMAXPROCS workers.
 func (r *benchRun) raw(ctx context.Context, op string, size int, w func() workerFunc) {
 	n := runtime.GOMAXPROCS(0)
-	r.progress(op, size, n, "raw-rsa")
-	r.rep.Results = append(r.rep.Results, drive(ctx, n, r.o.limit(), w).result(op, size, n, "raw-rsa"))
+	r.progress(op, size, n, rawTarget(op))
+	res := drive(ctx, n, r.o.limit(), w).result(op, size, n, rawTarget(op))
+	res.ItemSize = r.item
+	r.rep.Results = append(r.rep.Results, res)
 }
 
 func (r *benchRun) progress(op string, size, conc int, target string) {
-	fmt.Fprintf(r.log, "measuring %s %s c=%d %s...\n", op, keyLabel(op, size), conc, target)
+	fmt.Fprintf(r.log, "measuring %s %s c=%d %s...\n", op, keyLabel(op, size, r.item), conc, target)
 }
 
 // measureSize measures ops with keys of one size: the server's key and a
@@ -1220,6 +1390,21 @@ func (r *benchRun) measureSize(ctx context.Context, size int, ops []string) (err
 		}
 		defer z.Close()
 	}
+	var zp *zeroProcess
+	if r.o.baselineProcess {
+		var rsaOpsOnly []string
+		for _, op := range ops {
+			if op != "get" {
+				rsaOpsOnly = append(rsaOpsOnly, op)
+			}
+		}
+		if len(rsaOpsOnly) > 0 {
+			if zp, err = startZeroProcess(ctx, size, r.o.signAlg, len(r.token), rsaOpsOnly); err != nil {
+				return err
+			}
+			defer zp.Close()
+		}
+	}
 	conns := slices.Max(r.o.concurrency)
 	for _, op := range ops {
 		var sj, zj benchJob
@@ -1237,10 +1422,15 @@ func (r *benchRun) measureSize(ctx context.Context, size int, ops []string) (err
 		}
 		var targets []benchTarget
 		if k != nil {
-			targets = append(targets, benchTarget{"server", r.server, sj})
+			targets = append(targets, benchTarget{name: "server", c: r.server, j: sj})
 		}
 		if z != nil {
-			targets = append(targets, benchTarget{"baseline-https", zc, zj})
+			targets = append(targets, benchTarget{name: "baseline-https", c: zc, j: zj})
+		}
+		var pc *http.Client
+		if pj, ok := zp.job(op); ok {
+			pc = benchTransport(zp.tr, r.o.proto, conns)
+			targets = append(targets, benchTarget{name: "baseline-process", c: pc, j: pj})
 		}
 		for _, conc := range r.o.concurrency {
 			r.measureAt(ctx, op, size, conc, targets)
@@ -1250,6 +1440,9 @@ func (r *benchRun) measureSize(ctx context.Context, size int, ops []string) (err
 		}
 		if zc != nil {
 			zc.CloseIdleConnections()
+		}
+		if pc != nil {
+			pc.CloseIdleConnections()
 		}
 		if z != nil {
 			if w := local.raw(op); w != nil {
@@ -1296,10 +1489,10 @@ func (r *benchRun) measureToken(ctx context.Context) error {
 	}
 	var targets []benchTarget
 	if !r.o.baselineOnly {
-		targets = append(targets, benchTarget{"server", r.server, sj})
+		targets = append(targets, benchTarget{name: "server", c: r.server, j: sj})
 	}
 	if z != nil {
-		targets = append(targets, benchTarget{"baseline-https", zc, zj})
+		targets = append(targets, benchTarget{name: "baseline-https", c: zc, j: zj})
 	}
 	for _, conc := range r.o.concurrency {
 		r.measureAt(ctx, "token", size, conc, targets)
@@ -1309,6 +1502,333 @@ func (r *benchRun) measureToken(ctx context.Context) error {
 	}
 	if z != nil {
 		r.raw(ctx, "token", size, local.raw("token"))
+	}
+	return ctx.Err()
+}
+
+// ---- encrypt and decrypt through the encryption API ----
+
+// benchBufs keeps the zero-logic server's item buffers, as the server
+// pools its own.
+var benchBufs sync.Pool
+
+func benchBuf(n int) *[]byte {
+	if p, ok := benchBufs.Get().(*[]byte); ok && cap(*p) >= n {
+		*p = (*p)[:n]
+		return p
+	}
+	b := make([]byte, n)
+	return &b
+}
+
+// item is the zero-logic encrypt or decrypt: read the raw body, one
+// AES-256-GCM operation, write the raw answer.
+func (z *zeroServer) item(w http.ResponseWriter, r *http.Request, seal bool) {
+	n := r.ContentLength
+	if n < 0 || n > benchMaxItem+1024 {
+		http.Error(w, "bad length", http.StatusBadRequest)
+		return
+	}
+	in := benchBuf(int(n))
+	defer benchBufs.Put(in)
+	if _, err := io.ReadFull(r.Body, *in); err != nil {
+		http.Error(w, "short body", http.StatusBadRequest)
+		return
+	}
+	out := benchBuf(int(n) + z.aead.Overhead())
+	defer benchBufs.Put(out)
+	var res []byte
+	var err error
+	if seal {
+		res = z.aead.Seal((*out)[:0], nil, *in, nil)
+	} else if res, err = z.aead.Open((*out)[:0], nil, *in, nil); err != nil {
+		http.Error(w, "decryption failed", http.StatusBadRequest)
+		return
+	}
+	h := w.Header()
+	h["Content-Type"] = []string{"application/octet-stream"}
+	h["Content-Length"] = []string{strconv.Itoa(len(res))}
+	_, _ = w.Write(res)
+}
+
+// benchItems is the server side of encrypt and decrypt: the scope, the
+// token the requests carry, and the Go client package on the same
+// connection pool.
+type benchItems struct {
+	scope     string
+	temporary bool
+	path      string // /customerkey/v1/tenants/{tenant}/encryption/scopes
+	token     string
+	client    *ckclient.Client
+}
+
+// tokenClaims reads the object id and expiry of a JWT access token (its
+// payload only: the server checks the signature).
+func tokenClaims(tok string) (oid string, exp time.Time, err error) {
+	parts := strings.Split(tok, ".")
+	var c struct {
+		OID string `json:"oid"`
+		Exp int64  `json:"exp"`
+	}
+	if len(parts) != 3 {
+		return "", exp, errors.New("the access token is not a JWT")
+	}
+	b, err := b64u.DecodeString(strings.TrimRight(parts[1], "="))
+	if err == nil {
+		err = json.Unmarshal(b, &c)
+	}
+	if err != nil || c.OID == "" {
+		return "", exp, errors.New("the access token names no object id (oid)")
+	}
+	return c.OID, time.Unix(c.Exp, 0), nil
+}
+
+// staticToken hands the client package the token bench already holds.
+type staticToken struct {
+	tok string
+	exp time.Time
+}
+
+func (t staticToken) GetToken(context.Context, policy.TokenRequestOptions) (azcore.AccessToken, error) {
+	return azcore.AccessToken{Token: t.tok, ExpiresOn: t.exp}, nil
+}
+
+// openItems gets a token and the scope: --scope, or a temporary one with
+// the signed-in principal as its only principal.
+func (r *benchRun) openItems(ctx context.Context) (*benchItems, error) {
+	tok, err := r.s.token(ctx, armScope)
+	if err != nil {
+		return nil, err
+	}
+	oid, exp, err := tokenClaims(tok)
+	if err != nil && r.o.scope == "" {
+		return nil, fmt.Errorf("%w; bench needs it to make you the principal of its temporary scope: pass --scope instead", err)
+	}
+	if exp.IsZero() || err != nil {
+		exp = time.Now().Add(time.Hour)
+	}
+	tenant := r.s.prof.TenantID
+	it := &benchItems{scope: r.o.scope, token: tok, path: "/customerkey/v1/tenants/" + url.PathEscape(tenant) + "/encryption/scopes"}
+	if it.scope == "" {
+		var rb [6]byte
+		_, _ = rand.Read(rb[:])
+		name := "bench-" + hex.EncodeToString(rb[:])
+		var sc struct {
+			Name string `json:"name"`
+		}
+		if err := r.s.call(ctx, armScope, http.MethodPost, it.path, map[string]any{"name": name, "principals": []string{oid}}, &sc); err != nil {
+			return nil, fmt.Errorf("creating the temporary encryption scope %s (it takes a Global or Compliance Administrator of the tenant, or pass --scope): %w", name, err)
+		}
+		it.scope, it.temporary = sc.Name, true
+		fmt.Fprintf(r.log, "created the temporary encryption scope %s\n", it.scope)
+	}
+	it.client, err = ckclient.New(r.s.prof.Endpoint, tenant, staticToken{tok, exp}, &ckclient.Options{HTTPClient: r.server})
+	if err != nil {
+		r.dropScope(ctx, it)
+		return nil, err
+	}
+	return it, nil
+}
+
+// dropScope deletes a temporary scope. It runs even when ctx has ended.
+func (r *benchRun) dropScope(ctx context.Context, it *benchItems) {
+	if !it.temporary || r.o.keep {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	if err := r.s.call(ctx, armScope, http.MethodDelete, it.path+"/"+url.PathEscape(it.scope), nil, nil); err != nil {
+		fmt.Fprintf(r.log, "warning: could not delete the temporary encryption scope %s: %v\n", it.scope, err)
+		return
+	}
+	fmt.Fprintf(r.log, "deleted the temporary encryption scope %s\n", it.scope)
+}
+
+// itemCall sends one raw item request and returns the answer's body.
+func (r *benchRun) itemCall(ctx context.Context, j benchJob) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, j.method, j.url, bytes.NewReader(j.body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header = j.header.Clone()
+	resp, err := r.server.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("reaching %s: %w", j.url, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 2*benchMaxItem))
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		var e struct {
+			Error struct{ Code, Message string } `json:"error"`
+		}
+		if json.Unmarshal(raw, &e) == nil && e.Error.Message != "" {
+			return nil, &apiError{Status: resp.StatusCode, Code: e.Error.Code, Message: e.Error.Message}
+		}
+		return nil, &apiError{Status: resp.StatusCode, Message: strings.TrimSpace(string(raw))}
+	}
+	return raw, nil
+}
+
+// serverJob builds the raw request of op on pt, checking once that the
+// server's decrypt returns what its encrypt took.
+func (it *benchItems) serverJob(ctx context.Context, r *benchRun, op string, pt []byte) (benchJob, error) {
+	base := r.s.prof.Endpoint + it.path + "/" + url.PathEscape(it.scope) + "/"
+	h := http.Header{"Authorization": {"Bearer " + it.token}, "Content-Type": {"application/octet-stream"}}
+	enc := benchJob{method: http.MethodPost, url: base + "encrypt", header: h, body: pt}
+	if op == "encrypt" {
+		return enc, nil
+	}
+	ct, err := r.itemCall(ctx, enc)
+	if err != nil {
+		return benchJob{}, fmt.Errorf("encrypting the item to decrypt: %w", err)
+	}
+	dec := benchJob{method: http.MethodPost, url: base + "decrypt", header: h, body: ct}
+	back, err := r.itemCall(ctx, dec)
+	if err != nil {
+		return benchJob{}, fmt.Errorf("checking decrypt: %w", err)
+	}
+	if !bytes.Equal(back, pt) {
+		return benchJob{}, errors.New("the server's decrypt did not return what its encrypt took")
+	}
+	return dec, nil
+}
+
+// clientWorkers is the client-seal target: Seal (encrypt) or Open
+// (decrypt) of pt through the client package, its data key cached after
+// the check made here.
+func (it *benchItems) clientWorkers(ctx context.Context, op string, pt []byte) (func() workerFunc, error) {
+	sealed, err := it.client.Seal(ctx, it.scope, pt, nil)
+	if err != nil {
+		return nil, fmt.Errorf("sealing with the client package: %w", err)
+	}
+	back, err := it.client.Open(ctx, it.scope, sealed, nil)
+	if err != nil || !bytes.Equal(back, pt) {
+		return nil, fmt.Errorf("the client package did not open what it sealed: %v", err)
+	}
+	f := func() error { _, err := it.client.Seal(ctx, it.scope, pt, nil); return err }
+	if op == "decrypt" {
+		f = func() error { _, err := it.client.Open(ctx, it.scope, sealed, nil); return err }
+	}
+	return func() workerFunc {
+		return func() (string, error) {
+			err := f()
+			if re, ok := errors.AsType[*ckclient.ResponseError](err); ok {
+				return strconv.Itoa(re.StatusCode), err
+			}
+			if err != nil {
+				return "client", err
+			}
+			return "", nil
+		}
+	}, nil
+}
+
+// zeroItemJob builds the same raw request for the zero-logic server, with
+// a bearer token of the same length.
+func zeroItemJob(z *zeroServer, op string, pt []byte, tokenLen int) benchJob {
+	if tokenLen <= 0 {
+		tokenLen = 1200 // about what the server issues
+	}
+	h := http.Header{"Authorization": {"Bearer " + strings.Repeat("x", tokenLen)}, "Content-Type": {"application/octet-stream"}}
+	body := pt
+	if op == "decrypt" {
+		body = z.aead.Seal(nil, nil, pt, nil)
+	}
+	return benchJob{method: http.MethodPost, url: z.url + "/customerkey/v1/tenants/00000000-0000-0000-0000-000000000000/encryption/scopes/bench/" + op,
+		header: h, body: body}
+}
+
+// rawAES is the raw-aes worker of op on pt: crypto/cipher's AES-256-GCM
+// into a new slice, as the client package returns one.
+func rawAES(aead cipher.AEAD, op string, pt []byte) func() workerFunc {
+	ct := aead.Seal(nil, nil, pt, nil)
+	f := func() error { aead.Seal(nil, nil, pt, nil); return nil }
+	if op == "decrypt" {
+		f = func() error { _, err := aead.Open(nil, nil, ct, nil); return err }
+	}
+	return func() workerFunc {
+		return func() (string, error) {
+			if err := f(); err != nil {
+				return "crypto", err
+			}
+			return "", nil
+		}
+	}
+}
+
+// measureItems measures encrypt and decrypt for each item size: the
+// server, the zero-logic server and the client package, then raw AES.
+func (r *benchRun) measureItems(ctx context.Context, ops []string) (err error) {
+	defer func() { r.item = 0 }()
+	const keyBits = 256
+	var it *benchItems
+	if !r.o.baselineOnly {
+		if it, err = r.openItems(ctx); err != nil {
+			return err
+		}
+		defer r.dropScope(ctx, it)
+	}
+	var z *zeroServer
+	var aead cipher.AEAD
+	if r.o.baseline {
+		key := make([]byte, 32)
+		_, _ = rand.Read(key)
+		block, err := aes.NewCipher(key)
+		if err != nil {
+			return err
+		}
+		if aead, err = cipher.NewGCMWithRandomNonce(block); err != nil {
+			return err
+		}
+		if z, err = startZeroServer(&zeroServer{aead: aead}); err != nil {
+			return err
+		}
+		defer z.Close()
+	}
+	conns := slices.Max(r.o.concurrency)
+	for _, size := range r.o.itemSizes {
+		r.item = size
+		pt := make([]byte, size)
+		_, _ = rand.Read(pt)
+		for _, op := range ops {
+			var targets []benchTarget
+			tokenLen := 0
+			if it != nil {
+				sj, err := it.serverJob(ctx, r, op, pt)
+				if err != nil {
+					return fmt.Errorf("%s: %w", op, err)
+				}
+				targets = append(targets, benchTarget{name: "server", c: r.server, j: sj})
+				tokenLen = len(it.token)
+			}
+			var zc *http.Client
+			if z != nil {
+				zc = benchTransport(z.tr, r.o.proto, conns)
+				targets = append(targets, benchTarget{name: "baseline-https", c: zc, j: zeroItemJob(z, op, pt, tokenLen)})
+			}
+			if it != nil {
+				w, err := it.clientWorkers(ctx, op, pt)
+				if err != nil {
+					return fmt.Errorf("%s: %w", op, err)
+				}
+				targets = append(targets, benchTarget{name: "client-seal", w: w})
+			}
+			for _, conc := range r.o.concurrency {
+				r.measureAt(ctx, op, keyBits, conc, targets)
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+			}
+			if zc != nil {
+				zc.CloseIdleConnections()
+			}
+			if aead != nil {
+				r.raw(ctx, op, keyBits, rawAES(aead, op, pt))
+			}
+		}
 	}
 	return ctx.Err()
 }

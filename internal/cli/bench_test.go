@@ -3,6 +3,8 @@ package cli
 import (
 	"bytes"
 	"context"
+	"crypto/aes"
+	"crypto/cipher"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/tls"
@@ -128,7 +130,8 @@ func TestScopeFromChallenge(t *testing.T) {
 func TestBenchFlagValidation(t *testing.T) {
 	valid := func() benchOptions {
 		return benchOptions{vault: "v", keySizes: []int{2048}, ops: []string{"unwrap"}, concurrency: []int{1, 8, 64},
-			duration: 10 * time.Second, warmup: 2 * time.Second, rounds: 1, baseline: true, signAlg: "RS256", proto: "1.1"}
+			duration: 10 * time.Second, warmup: 2 * time.Second, rounds: 1, baseline: true, signAlg: "RS256", proto: "1.1",
+			sizes: []string{"4k", "64k", "1m"}}
 	}
 	tests := []struct {
 		name   string
@@ -139,7 +142,14 @@ func TestBenchFlagValidation(t *testing.T) {
 		{"token needs no vault", func(o *benchOptions) { o.vault, o.ops = "", []string{"token"} }, ""},
 		{"baseline only needs no vault", func(o *benchOptions) { o.vault, o.baselineOnly = "", true }, ""},
 		{"key op needs a vault", func(o *benchOptions) { o.vault = "" }, "--vault is required"},
-		{"unknown op", func(o *benchOptions) { o.ops = []string{"unwrap", "decrypt"} }, `--op "decrypt"`},
+		{"unknown op", func(o *benchOptions) { o.ops = []string{"unwrap", "verify"} }, `--op "verify"`},
+		{"items need no vault", func(o *benchOptions) { o.vault, o.ops = "", []string{"encrypt", "decrypt"} }, ""},
+		{"items and keys need a vault", func(o *benchOptions) { o.vault, o.ops = "", []string{"encrypt", "wrap"} }, "--vault is required"},
+		{"items with a scope", func(o *benchOptions) { o.ops, o.scope = []string{"decrypt"}, "crm-prod" }, ""},
+		{"scope without items", func(o *benchOptions) { o.scope = "crm-prod" }, "--scope names the encryption scope"},
+		{"items without sizes", func(o *benchOptions) { o.ops, o.sizes = []string{"encrypt"}, nil }, "--size: give at least one"},
+		{"item too large", func(o *benchOptions) { o.ops, o.sizes = []string{"encrypt"}, []string{"4k", "5m"} }, `--size "5m"`},
+		{"item size not a size", func(o *benchOptions) { o.ops, o.sizes = []string{"encrypt"}, []string{"big"} }, `--size "big"`},
 		{"no op", func(o *benchOptions) { o.ops = nil }, "--op"},
 		{"zero clients", func(o *benchOptions) { o.concurrency = []int{0} }, "--concurrency 0"},
 		{"too many clients", func(o *benchOptions) { o.concurrency = []int{100000} }, "--concurrency 100000"},
@@ -384,5 +394,220 @@ func TestBenchServerPath(t *testing.T) {
 	f.mu.Lock()
 	if len(rep.Ratios) != 1 || rep.Ratios[0].ServerPerBaseline <= 0 || rep.Ratios[0].ServerPerRaw <= 0 {
 		t.Errorf("ratios = %+v, want server/baseline-https and server/raw", rep.Ratios)
+	}
+}
+
+func TestParseItemSize(t *testing.T) {
+	tests := []struct {
+		in   string
+		want int // 0 means invalid
+	}{
+		{"4k", 4 << 10}, {"64K", 64 << 10}, {"1m", 1 << 20}, {"4m", 4 << 20}, {"100", 100}, {" 2k ", 2 << 10},
+		{"4097k", 0}, {"5m", 0}, {"0", 0}, {"-1k", 0}, {"1g", 0}, {"k", 0}, {"", 0},
+	}
+	for _, tc := range tests {
+		got, err := parseItemSize(tc.in)
+		if tc.want == 0 && err == nil || tc.want != 0 && (err != nil || got != tc.want) {
+			t.Errorf("parseItemSize(%q) = %d, %v; want %d", tc.in, got, err, tc.want)
+		}
+	}
+	for n, want := range map[int]string{4 << 10: "4KiB", 1 << 20: "1MiB", 1500: "1500B", 3 << 20: "3MiB"} {
+		if got := sizeLabel(n); got != want {
+			t.Errorf("sizeLabel(%d) = %q, want %q", n, got, want)
+		}
+	}
+}
+
+// TestBenchItemsBaselineOnly runs encrypt and decrypt with the baselines
+// alone: the zero-logic HTTPS server doing AES-256-GCM and raw AES.
+func TestBenchItemsBaselineOnly(t *testing.T) {
+	rep, _ := runBenchCmd(t, "--baseline-only", "--op", "encrypt,decrypt", "--size", "4k,64k", "--concurrency", "1,3", "--ops", "40",
+		"--rounds", "2", "--warmup", "0s", "-o", "json")
+	type key struct {
+		op, target string
+		item, conc int
+	}
+	seen := map[key]bool{}
+	for _, r := range rep.Results {
+		seen[key{r.Op, r.Target, r.ItemSize, r.Concurrency}] = true
+		if r.Target == "server" || r.Target == "client-seal" {
+			t.Errorf("a baseline-only run measured %s: %+v", r.Target, r)
+		}
+		if r.KeySize != 256 || (r.ItemSize != 4<<10 && r.ItemSize != 64<<10) {
+			t.Errorf("result %+v, want AES-256 with an item size of 4 or 64 KiB", r)
+		}
+		if r.OpsPerSec <= 0 || len(r.Errors) != 0 || (r.Target == "baseline-https" && r.Ops != 40) {
+			t.Errorf("%s %s %d c=%d: %d ops, %v ops/s, errors %v (%s)", r.Op, r.Target, r.ItemSize, r.Concurrency, r.Ops, r.OpsPerSec, r.Errors, r.FirstError)
+		}
+	}
+	for _, op := range []string{"encrypt", "decrypt"} {
+		for _, item := range []int{4 << 10, 64 << 10} {
+			for _, conc := range []int{1, 3} {
+				if !seen[key{op, "baseline-https", item, conc}] {
+					t.Errorf("no baseline-https result for %s %d c=%d", op, item, conc)
+				}
+			}
+			if !slices.ContainsFunc(rep.Results, func(r benchResult) bool { return r.Op == op && r.ItemSize == item && r.Target == "raw-aes" }) {
+				t.Errorf("no raw-aes result for %s %d", op, item)
+			}
+		}
+	}
+	if len(rep.Ratios) != 8 {
+		t.Errorf("%d ratios, want one per operation, size and concurrency: %+v", len(rep.Ratios), rep.Ratios)
+	}
+	for _, q := range rep.Ratios {
+		if q.BaselinePerRaw <= 0 || q.ItemSize == 0 {
+			t.Errorf("ratio %+v, want baseline-https/raw of an item size", q)
+		}
+	}
+	_, table := runBenchCmd(t, "--baseline-only", "--op", "decrypt", "--size", "1m", "--concurrency", "2", "--ops", "10", "--warmup", "0s", "-o", "table")
+	for _, want := range []string{"AES-256 1MiB", "baseline-https", "raw-aes", "2w", "BASELINE-HTTPS/RAW"} {
+		if !strings.Contains(table, want) {
+			t.Errorf("table output lacks %q:\n%s", want, table)
+		}
+	}
+}
+
+// fakeEncryptionServer stands in for the encryption API in the bench
+// tests (the API itself is tested against the real handlers in
+// client/encryption): a token endpoint issuing JWT-shaped tokens, scope
+// creation and deletion, raw encrypt and decrypt with AES-256-GCM, and
+// data keys.
+type fakeEncryptionServer struct {
+	url, caFile string
+	aead        cipher.AEAD
+	token       string // the one token it issues and accepts
+
+	mu         sync.Mutex
+	created    map[string][]string // scope -> principals
+	deleted    []string
+	datakeys   int
+	itemCalls  int
+	authFailed int
+}
+
+const fakeOID = "0b0b0b0b-0000-0000-0000-000000000001"
+
+func startFakeEncryption(t *testing.T) *fakeEncryptionServer {
+	t.Helper()
+	cert, _, err := selfSigned()
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, _ := aes.NewCipher(make([]byte, 32))
+	aead, _ := cipher.NewGCMWithRandomNonce(block)
+	claims, _ := json.Marshal(map[string]any{"oid": fakeOID, "exp": time.Now().Add(time.Hour).Unix()})
+	f := &fakeEncryptionServer{aead: aead, created: map[string][]string{}, token: "e30." + b64u.EncodeToString(claims) + ".c2ln"}
+	srv := httptest.NewUnstartedServer(f)
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	f.url = fmt.Sprintf("https://localhost:%d", srv.Listener.Addr().(*net.TCPAddr).Port)
+	f.caFile = filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(f.caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Certificate[0]}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func (f *fakeEncryptionServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	p := r.URL.Path
+	if strings.HasSuffix(p, "/oauth2/v2.0/token") {
+		fmt.Fprintf(w, `{"access_token":%q,"expires_in":3600}`, f.token)
+		return
+	}
+	const base = "/customerkey/v1/tenants/t1/encryption/scopes"
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if r.Header.Get("Authorization") != "Bearer "+f.token {
+		f.authFailed++
+		w.WriteHeader(http.StatusUnauthorized)
+		fmt.Fprint(w, `{"error":{"code":"InvalidAuthenticationToken","message":"bad token"}}`)
+		return
+	}
+	rest, ok := strings.CutPrefix(p, base)
+	switch {
+	case !ok:
+		http.NotFound(w, r)
+	case rest == "" && r.Method == http.MethodPost:
+		var in struct {
+			Name       string   `json:"name"`
+			Principals []string `json:"principals"`
+		}
+		_ = json.NewDecoder(r.Body).Decode(&in)
+		f.created[in.Name] = in.Principals
+		w.WriteHeader(http.StatusCreated)
+		fmt.Fprintf(w, `{"name":%q}`, in.Name)
+	case r.Method == http.MethodDelete:
+		f.deleted = append(f.deleted, strings.TrimPrefix(rest, "/"))
+		w.WriteHeader(http.StatusNoContent)
+	case strings.HasSuffix(rest, "/datakey"):
+		f.datakeys++
+		fmt.Fprintf(w, `{"key":%q,"wrappedKey":"d3JhcHBlZA"}`, b64u.EncodeToString(bytes.Repeat([]byte{7}, 32)))
+	case strings.HasSuffix(rest, "/encrypt") || strings.HasSuffix(rest, "/decrypt"):
+		f.itemCalls++
+		z := &zeroServer{aead: f.aead}
+		z.item(w, r, strings.HasSuffix(rest, "/encrypt"))
+	default:
+		http.NotFound(w, r)
+	}
+}
+
+// TestBenchItemsServerPath drives encrypt and decrypt against the fake:
+// the temporary scope with the caller as principal, the server, the
+// client package and the baselines, and the scope's deletion.
+func TestBenchItemsServerPath(t *testing.T) {
+	f := startFakeEncryption(t)
+	t.Setenv("CUSTOMERKEY_PROFILE", filepath.Join(t.TempDir(), "profile.json"))
+	t.Setenv("AZURE_TENANT_ID", "t1")
+	t.Setenv("AZURE_CLIENT_ID", "app")
+	t.Setenv("AZURE_CLIENT_SECRET", "s3cret")
+	rep, _ := runBenchCmd(t, "--endpoint", f.url, "--ca-file", f.caFile, "--op", "encrypt,decrypt", "--size", "4k", "--concurrency", "2",
+		"--ops", "20", "--warmup", "0s", "-o", "json")
+	count := map[string]int{}
+	for _, r := range rep.Results {
+		count[r.Target]++
+		if len(r.Errors) != 0 || r.ItemSize != 4<<10 || (r.Target != "raw-aes" && r.Ops != 20) {
+			t.Errorf("result %+v, want 20 ops of 4 KiB without errors", r)
+		}
+	}
+	if count["server"] != 2 || count["baseline-https"] != 2 || count["client-seal"] != 2 || count["raw-aes"] != 2 {
+		t.Errorf("results by target = %v, want 2 of each", count)
+	}
+	var server, client int
+	for _, q := range rep.Ratios {
+		switch {
+		case q.Target == "client-seal" && q.ServerPerRaw > 0:
+			client++
+		case q.Target == "" && q.ServerPerBaseline > 0 && q.ServerPerRaw > 0:
+			server++
+		}
+	}
+	if server != 2 || client != 2 {
+		t.Errorf("ratios = %+v, want server/baseline-https and server/raw for the server and client-seal/raw per operation", rep.Ratios)
+	}
+	f.mu.Lock()
+	if len(f.created) != 1 || len(f.deleted) != 1 || f.datakeys != 1 || f.authFailed != 0 {
+		t.Errorf("scopes created %v, deleted %v, %d data keys, %d refused: want one temporary scope deleted, one data key", f.created, f.deleted, f.datakeys, f.authFailed)
+	}
+	for name, principals := range f.created {
+		if !strings.HasPrefix(name, "bench-") || !slices.Equal(principals, []string{fakeOID}) || !slices.Contains(f.deleted, name) {
+			t.Errorf("scope %s with principals %v; want bench-… with the caller's object id, deleted afterwards", name, principals)
+		}
+	}
+	clear(f.created)
+	f.deleted = nil
+	f.mu.Unlock()
+
+	// With --scope, bench uses it and leaves it alone.
+	rep, _ = runBenchCmd(t, "--endpoint", f.url, "--ca-file", f.caFile, "--op", "encrypt", "--size", "100", "--scope", "crm-prod",
+		"--concurrency", "1", "--ops", "5", "--warmup", "0s", "--baseline=false", "-o", "json")
+	if len(rep.Results) != 2 {
+		t.Errorf("results %+v, want the server and client-seal", rep.Results)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.created) != 0 || len(f.deleted) != 0 {
+		t.Errorf("with --scope: created %v, deleted %v", f.created, f.deleted)
 	}
 }

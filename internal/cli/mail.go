@@ -45,7 +45,7 @@ func mailboxCmd(g *globals) *cobra.Command {
 
 	var typ, address, display, owner string
 	create := &cobra.Command{
-		Use:   "create --primary-smtp-address ADDRESS [--type UserMailbox|MailUser|Shared|Group|PublicFolder] [--display-name NAME] [--owner USER]",
+		Use:   "create --primary-smtp-address ADDRESS [--type UserMailbox|MailUser|SharedMailbox|GroupMailbox|PublicFolder] [--display-name NAME] [--owner USER]",
 		Short: "Create a mailbox (UserMailbox and MailUser need an owner with an Exchange licence)",
 		Args:  cobra.NoArgs,
 		RunE: g.runE(func(cmd *cobra.Command, s *session, pr printer) error {
@@ -57,7 +57,7 @@ func mailboxCmd(g *globals) *cobra.Command {
 			return printOne(pr, raw, mailboxColumns)
 		}),
 	}
-	create.Flags().StringVar(&typ, "type", "UserMailbox", "UserMailbox, MailUser, Shared, Group or PublicFolder")
+	create.Flags().StringVar(&typ, "type", "UserMailbox", "UserMailbox, MailUser, SharedMailbox, GroupMailbox or PublicFolder")
 	create.Flags().StringVar(&address, "primary-smtp-address", "", "the mailbox's address (required)")
 	create.Flags().StringVar(&display, "display-name", "", "display name")
 	create.Flags().StringVar(&owner, "owner", "", "the owning user's id or user principal name")

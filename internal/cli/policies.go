@@ -51,7 +51,7 @@ var policyListColumns = []column{
 
 // testColumns are the per-key results of Test-M365DataAtRestEncryptionPolicy.
 var testColumns = []column{
-	{"KeyId", "keyId"}, {"CanWrap", "canWrap"}, {"CanUnwrap", "canUnwrap"}, {"Failure", "failure"}, {"Message", "message"},
+	{"KeyId", "keyId"}, {"Result", "result"}, {"Failure", "failure"}, {"Message", "message"},
 }
 
 func (f policyFamily) columns() []column {
@@ -315,10 +315,10 @@ func policyTestCmd(g *globals, path func(*session, ...string) string) *cobra.Com
 	c := &cobra.Command{
 		Use:   "test --identity NAME|ID",
 		Short: "Wrap and unwrap with each root key as the workload does (Test-M365DataAtRestEncryptionPolicy)",
-		Long: `Wrap and unwrap a test value with each of the policy's root keys, as the
-workload identity: a key fails when its vault refuses the workload (role or
-access removed), the key is disabled, expired or gone. The command fails
-when any key fails.`,
+		Long: `Unwrap the stored policy key, then wrap and unwrap a test value, with each of
+the policy's root keys, as the workload identity: a key fails when its vault
+refuses the workload (role or access removed), the key is disabled, expired
+or gone. The command fails when any key fails.`,
 		Args: cobra.NoArgs,
 		RunE: g.runE(func(cmd *cobra.Command, s *session, pr printer) error {
 			raw, err := s.callRaw(cmd.Context(), http.MethodPost, path(s, id, "test"), nil)
@@ -329,8 +329,7 @@ when any key fails.`,
 				Results json.RawMessage `json:"results"`
 			}
 			var results []struct {
-				CanWrap   bool `json:"canWrap"`
-				CanUnwrap bool `json:"canUnwrap"`
+				Result string `json:"result"`
 			}
 			if json.Unmarshal(raw, &out) != nil || json.Unmarshal(out.Results, &results) != nil {
 				return errors.New("the server's test answer is not {\"results\":[…]}")
@@ -345,7 +344,7 @@ when any key fails.`,
 			}
 			failed := 0
 			for _, r := range results {
-				if !r.CanWrap || !r.CanUnwrap {
+				if r.Result != "Success" {
 					failed++
 				}
 			}

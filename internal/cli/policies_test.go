@@ -129,11 +129,11 @@ func TestPolicyTestFailsOnAFailingKey(t *testing.T) {
 		name, answer, wantErr string
 		wantOut               []string
 	}{
-		{"both keys pass", `{"results":[{"keyId":"k1","canWrap":true,"canUnwrap":true},{"keyId":"k2","canWrap":true,"canUnwrap":true}]}`, "",
-			[]string{"KeyId  CanWrap  CanUnwrap  Failure  Message", "k1     True     True"}},
-		{"one key revoked", `{"results":[{"keyId":"k1","canWrap":true,"canUnwrap":true},` +
-			`{"keyId":"k2","canWrap":false,"canUnwrap":false,"failure":"AccessDenied","message":"the workload has no role on the vault"}]}`,
-			"1 of the policy's 2 root keys failed the test", []string{"k2     False    False      AccessDenied  the workload has no role on the vault"}},
+		{"both keys pass", `{"results":[{"keyId":"k1","result":"Success"},{"keyId":"k2","result":"Success"}]}`, "",
+			[]string{"KeyId  Result   Failure  Message", "k1     Success"}},
+		{"one key revoked", `{"results":[{"keyId":"k1","result":"Success"},` +
+			`{"keyId":"k2","result":"Failed","failure":"AccessDenied","message":"the workload has no role on the vault"}]}`,
+			"1 of the policy's 2 root keys failed the test", []string{"k2     Failed   AccessDenied  the workload has no role on the vault"}},
 		{"not a test answer", `{"results":{}}`, "not {\"results\":[…]}", nil},
 	}
 	for _, tc := range tests {

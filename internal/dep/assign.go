@@ -157,7 +157,7 @@ func (s *Service) EffectiveGeo(ctx context.Context, tenantID, geo string) (Polic
 	if err != nil {
 		return PolicyRef{}, err
 	}
-	g, err := checkGeo(geo)
+	g, err := ParseGeo(geo)
 	if err != nil {
 		return PolicyRef{}, err
 	}

@@ -73,7 +73,7 @@ func (s *Service) RequestPurge(ctx context.Context, c directory.Caller, tenantID
 	err = s.store.View(ctx, func(tx storage.Tx) error {
 		var err error
 		if k == SharePoint {
-			g, gerr := checkGeo(identity)
+			g, gerr := ParseGeo(identity)
 			if gerr != nil {
 				return gerr
 			}

@@ -3,6 +3,7 @@ package dep
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/customerkey/customerkey/internal/audit"
@@ -13,22 +14,23 @@ import (
 	"github.com/customerkey/customerkey/internal/storage"
 )
 
-// DefaultGeo is the geo of a tenant that is not multi-geo.
+// Geos are the Microsoft 365 multi-geo location codes: a SharePoint policy
+// and a site live in one of them.
+var Geos = []string{"APC", "ARE", "AUS", "BRA", "CAN", "CHE", "DEU", "EUR", "FRA", "GBR", "IND", "JPN", "KOR", "NAM",
+	"NOR", "POL", "QAT", "SWE", "ZAF"}
+
+// DefaultGeo is the geo of a tenant that is not multi-geo, and of a site
+// created without one.
 const DefaultGeo = "NAM"
 
-// checkGeo normalizes a geo code: 2 to 8 letters or digits, upper case;
-// empty is DefaultGeo.
-func checkGeo(geo string) (string, error) {
+// ParseGeo accepts a geo code of Geos in any case; empty is DefaultGeo.
+func ParseGeo(geo string) (string, error) {
 	g := strings.ToUpper(strings.TrimSpace(geo))
 	if g == "" {
 		return DefaultGeo, nil
 	}
-	ok := len(g) >= 2 && len(g) <= 8
-	for _, r := range g {
-		ok = ok && (r >= 'A' && r <= 'Z' || r >= '0' && r <= '9')
-	}
-	if !ok {
-		return "", errkind.Errorf(errkind.Invalid, "%q is not a geo code; use a short code such as NAM, EUR or APC", geo)
+	if !slices.Contains(Geos, g) {
+		return "", errkind.Errorf(errkind.Invalid, "the geo %q is not a Microsoft 365 geo location; use one of %s", geo, strings.Join(Geos, ", "))
 	}
 	return g, nil
 }
@@ -162,7 +164,7 @@ func (s *Service) RegisterSharePoint(ctx context.Context, c directory.Caller, te
 	if err != nil {
 		return Policy{}, err
 	}
-	geo, err := checkGeo(spec.Geo)
+	geo, err := ParseGeo(spec.Geo)
 	if err != nil {
 		return Policy{}, err
 	}
@@ -252,7 +254,7 @@ func (s *Service) SharePointPolicy(ctx context.Context, c directory.Caller, tena
 	if err != nil {
 		return Policy{}, err
 	}
-	g, err := checkGeo(geo)
+	g, err := ParseGeo(geo)
 	if err != nil {
 		return Policy{}, err
 	}
@@ -369,7 +371,7 @@ func (s *Service) UpdateSharePoint(ctx context.Context, c directory.Caller, tena
 	if err != nil {
 		return Policy{}, err
 	}
-	g, err := checkGeo(geo)
+	g, err := ParseGeo(geo)
 	if err != nil {
 		return Policy{}, err
 	}
@@ -452,7 +454,7 @@ func (s *Service) RestoreSharePoint(ctx context.Context, c directory.Caller, ten
 	if err != nil {
 		return Policy{}, err
 	}
-	geo, err := checkGeo(spec.Geo)
+	geo, err := ParseGeo(spec.Geo)
 	if err != nil {
 		return Policy{}, err
 	}

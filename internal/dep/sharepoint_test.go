@@ -76,7 +76,7 @@ func TestRegisterSharePoint(t *testing.T) {
 			}
 		})
 	}
-	_, err := e.svc.RegisterSharePoint(e.ctx, e.comp, e.tid, spec("LAM"))
+	_, err := e.svc.RegisterSharePoint(e.ctx, e.comp, e.tid, spec("CAN"))
 	wantKind(t, "RegisterSharePoint by the Compliance Administrator", err, errkind.PermissionDenied, "SharePoint Administrator")
 }
 

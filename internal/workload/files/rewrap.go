@@ -227,7 +227,7 @@ func (s *Service) Progress(ctx context.Context, tenantID, geo string, ref dep.Po
 		return 0, 0, err
 	}
 	if geo != "" {
-		if geo, err = ParseGeo(geo); err != nil {
+		if geo, err = dep.ParseGeo(geo); err != nil {
 			return 0, 0, err
 		}
 	}

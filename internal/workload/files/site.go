@@ -16,26 +16,6 @@ import (
 	"github.com/customerkey/customerkey/internal/storage"
 )
 
-// Geos are the Microsoft 365 multi-geo location codes a site may live in.
-var Geos = []string{"APC", "ARE", "AUS", "BRA", "CAN", "CHE", "DEU", "EUR", "FRA", "GBR", "IND", "JPN", "KOR", "NAM",
-	"NOR", "POL", "QAT", "SWE", "ZAF"}
-
-// DefaultGeo is the geo of a site created without one, and of every site of
-// a tenant that is not multi-geo.
-const DefaultGeo = "NAM"
-
-// ParseGeo accepts a geo code in any case; empty is DefaultGeo.
-func ParseGeo(s string) (string, error) {
-	g := strings.ToUpper(strings.TrimSpace(s))
-	if g == "" {
-		return DefaultGeo, nil
-	}
-	if !slices.Contains(Geos, g) {
-		return "", errkind.Errorf(errkind.Invalid, "the geo %q is not a Microsoft 365 geo location; use one of %s", s, strings.Join(Geos, ", "))
-	}
-	return g, nil
-}
-
 // Site is a SharePoint site (or OneDrive personal site).
 type Site struct {
 	ID       string `json:"id"`
@@ -62,7 +42,7 @@ type SiteSpec struct {
 	// https://{tenant}-my.sharepoint.com/personal/{name} for OneDrive,
 	// where {tenant} is the first label of the tenant's domain.
 	URL string
-	// Geo defaults to DefaultGeo.
+	// Geo defaults to dep.DefaultGeo.
 	Geo string
 	// Owners are users of the tenant (object ids or principal names); at
 	// least one.
@@ -125,7 +105,7 @@ func (s *Service) CreateSite(ctx context.Context, c directory.Caller, tid string
 	if site.URL, err = checkURL(spec.URL, t); err != nil {
 		return Site{}, err
 	}
-	if site.Geo, err = ParseGeo(spec.Geo); err != nil {
+	if site.Geo, err = dep.ParseGeo(spec.Geo); err != nil {
 		return Site{}, err
 	}
 	if len(spec.Owners) == 0 || len(spec.Owners) > MaxOwners {
