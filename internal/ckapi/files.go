@@ -77,7 +77,7 @@ func (a *API) listSites(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	token, top, err := page(r, files.MaxPage)
+	token, top, err := pageQuery(r, files.MaxPage)
 	if err != nil {
 		return err
 	}
@@ -132,7 +132,7 @@ func (a *API) listFiles(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	token, top, err := page(r, files.MaxPage)
+	token, top, err := pageQuery(r, files.MaxPage)
 	if err != nil {
 		return err
 	}

@@ -51,9 +51,9 @@ func (a *API) registerMail(route func(string, int64, httpx.HandlerFunc)) {
 	route("DELETE "+mbx+"/{identity}/messages/{id}", small, a.deleteMessage)
 }
 
-// page reads ?top= and ?pageToken= of a list the domain pages; top is 0
+// pageQuery reads ?top= and ?pageToken= of a list the domain pages; top is 0
 // (the domain's default page) when not given.
-func page(r *http.Request, maxTop int) (token string, top int, err error) {
+func pageQuery(r *http.Request, maxTop int) (token string, top int, err error) {
 	q := r.URL.Query()
 	if s := q.Get("top"); s != "" {
 		n, err := strconv.Atoi(s)
@@ -99,7 +99,7 @@ func (a *API) listMailboxes(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	token, top, err := page(r, mail.MaxPage)
+	token, top, err := pageQuery(r, mail.MaxPage)
 	if err != nil {
 		return err
 	}
@@ -219,7 +219,7 @@ func (a *API) listMessages(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	token, top, err := page(r, mail.MaxPage)
+	token, top, err := pageQuery(r, mail.MaxPage)
 	if err != nil {
 		return err
 	}

@@ -536,6 +536,7 @@ func (a *API) registerSharePoint(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	w.Header().Set("Location", "/customerkey/v1/tenants/"+url.PathEscape(p.TenantID)+"/sharepoint/policies/"+p.Geo)
 	return httpx.JSON(w, http.StatusCreated, sharePointOut(p))
 }
 
