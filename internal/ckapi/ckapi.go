@@ -1,8 +1,11 @@
 // Package ckapi is customerkey's own control API under /customerkey/v1:
-// tenants and licences for the operator, and the audit log. It translates
-// HTTP to the domain packages and renders their errors in one format,
-// {"error":{"code","message"}}. It builds on httpx (same level) and must not
-// import storage implementations.
+// tenants and licences for the operator, the audit log, onboarding
+// requests, data encryption policies (multi-workload, Exchange, SharePoint
+// geos) with their assignment and purge, and the workloads they protect
+// (mailboxes and messages, sites and files, the general encryption API by
+// scope). It translates HTTP to the domain packages and renders their
+// errors in one format, {"error":{"code","message"}}. It builds on httpx
+// (same level) and must not import storage implementations.
 package ckapi
 
 import (

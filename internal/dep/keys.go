@@ -200,16 +200,30 @@ func joinProblems(errs []error) error {
 	if len(errs) == 1 {
 		return errs[0]
 	}
-	kind, msgs := errkind.FailedPrecondition, make([]string, len(errs))
+	// One code when every problem has the same one (both keys not revoked,
+	// say); otherwise the general RootKeyUnusable.
+	kind, msgs, code := errkind.FailedPrecondition, make([]string, len(errs)), ""
 	for i, e := range errs {
 		msgs[i] = errkind.Public(e)
+		c := ""
+		if ke, ok := errkind.As(e); ok {
+			c = ke.Code
+		}
+		if i == 0 {
+			code = c
+		} else if c != code {
+			code = ""
+		}
 		if errkind.Is(e, errkind.Unavailable) {
 			kind = errkind.Unavailable
 		} else if errkind.Is(e, errkind.Invalid) && kind == errkind.FailedPrecondition {
 			kind = errkind.Invalid
 		}
 	}
-	return errkind.Wrap(kind, strings.Join(msgs, "; "), errors.Join(errs...)).WithCode("RootKeyUnusable")
+	if code == "" {
+		code = "RootKeyUnusable"
+	}
+	return errkind.Wrap(kind, strings.Join(msgs, "; "), errors.Join(errs...)).WithCode(code)
 }
 
 // The availability key's envelope names it "ak:{policy id}"; the additional
