@@ -39,7 +39,7 @@ func main() {
 
 func serveCmd() *cobra.Command {
 	cfg := config.Default()
-	var file string
+	var file, pprofAddr string
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the server: identity, Graph, Resource Manager, key vaults and Customer Key APIs",
@@ -90,11 +90,18 @@ A YAML file given with --config may set any flag by its name; flags win.`,
 			if err := merged.Validate(); err != nil {
 				return fmt.Errorf("configuration:\n%w", err)
 			}
-			return app.Run(cmd.Context(), merged, newLogger(merged))
+			log := newLogger(merged)
+			if pprofAddr != "" {
+				if err := servePprof(cmd.Context(), pprofAddr, log); err != nil {
+					return err
+				}
+			}
+			return app.Run(cmd.Context(), merged, log)
 		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&file, "config", "", "YAML configuration file")
+	f.StringVar(&pprofAddr, "pprof-listen", "", "serve Go profiling endpoints on this loopback address (for performance work; off by default)")
 	f.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "data directory (created if missing)")
 	f.StringVar(&cfg.Listen, "listen", cfg.Listen, "address to serve HTTPS on")
 	f.StringVar(&cfg.PublicURL, "public-url", "", "URL clients use (default https://localhost:<listen port>)")
