@@ -21,29 +21,82 @@ var updateWalkthrough = flag.Bool("update-walkthrough", false, "rewrite docs/wal
 // step is one command of the walkthrough and the prose before it.
 type step struct {
 	prose string
-	env   string // "operator", "admin" or "admin+sub" (AZURE_SUBSCRIPTION_ID set)
-	args  []string
-	// after reads values later steps need from the JSON output.
+	// env is who runs the command: "operator", "admin", "sub0" or "sub1"
+	// (the admin with AZURE_SUBSCRIPTION_ID set), or "approver" (a user of
+	// the operator tenant, with a saved sign-in).
+	env  string
+	args []string
+	// before runs first: it waits for the background work the output
+	// depends on, or moves the clock.
+	before func()
+	// after reads values later steps need from the output.
 	after func(out string)
+	// signIn makes a `login` step a person's: who approves its device
+	// code on the sign-in page, with which password.
+	signIn func() (upn, password string)
+}
+
+// listField reads "Name : value" from a command's Format-List output.
+func listField(out, name string) string {
+	for line := range strings.Lines(out) {
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == name {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
 }
 
 // TestWalkthrough runs the seed's steps in order with the customerkey CLI
-// against a real server and compares the transcript with
-// docs/walkthrough.md, so that the document cannot drift from what the
-// commands do. Volatile values (ids, secrets, times, ports) are replaced
-// by placeholders. Regenerate with: go test ./internal/app -run TestWalkthrough -update-walkthrough
+// against a real server, then goes on through the data encryption
+// policies, a key roll, a revocation and an Exchange purge, and compares
+// the transcript with docs/walkthrough.md, so that the document cannot
+// drift from what the commands do. Volatile values (ids, secrets, times,
+// ports) are replaced by placeholders. Regenerate with: go test ./internal/app -run TestWalkthrough -update-walkthrough
 func TestWalkthrough(t *testing.T) {
 	clk := &clock{now: time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)}
 	dataDir := filepath.Join(t.TempDir(), "data")
 	t.Setenv("CUSTOMERKEY_PROFILE", filepath.Join(t.TempDir(), "profile.json"))
-	s := startWith(t, dataDir, app.Options{Now: clk.Now})
+	// A policy key cache of a second, so that a revocation shows at once
+	// (the default, and the documented latency, is ten minutes).
+	s := startConfigured(t, dataDir, app.Options{Now: clk.Now}, func(c *config.Config) { c.PolicyKeyCacheLifetime = time.Second })
 	opFile := filepath.Join(dataDir, config.CredentialsFile)
 	var tenant tenantCreds
 	var subs [2]string
 	secrets := map[string]string{}
-	envs := map[string]map[string]string{}
+	envs := map[string]map[string]string{"approver": dpUserEnv(t, s)}
+	// vars are values later steps use, read from earlier output: {name}
+	// in a step's arguments stands for vars[name].
+	vars := map[string]string{}
 	vault := func(i int) string { return fmt.Sprintf("ContosoAKV0%d", i+1) }
 	key := func(i int) string { return fmt.Sprintf("ContosoKey%d", i+1) }
+	keyURI := func(i int) string {
+		return "https://" + strings.ToLower(vault(i)) + ".vault.localhost:" + s.port() + "/keys/" + key(i)
+	}
+	// keep saves a Format-List field of a step's output as vars[name]:
+	// whole, or only its last path segment (the version of a key id).
+	keep := func(name, fieldName string, whole bool) func(string) {
+		return func(out string) {
+			v := listField(out, fieldName)
+			if !whole {
+				v = v[strings.LastIndex(v, "/")+1:]
+			}
+			vars[name] = v
+		}
+	}
+	// wait polls a command as the admin until its output holds want.
+	wait := func(want string, args ...string) func() {
+		return func() {
+			for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+				out, err := runCLI(t, s.adminEnv(tenant, ""), expand(args, vars)...)
+				if err == nil && strings.Contains(out, want) || err != nil && strings.Contains(err.Error(), want) {
+					return
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("customerkey %s never showed %q: %q, %v", strings.Join(args, " "), want, out, err)
+				}
+			}
+		}
+	}
 	steps := []step{
 		{prose: "## The operator creates the tenant\n\nThe operator signs in with the credentials the first start wrote, and creates the customer's tenant with a qualifying licence. The Global Administrator's password and the automation application's secret are shown once.",
 			env: "operator", args: []string{"tenant", "create", "--name", "Contoso", "--license", "Microsoft 365 E5", "-o", "json"},
@@ -55,7 +108,6 @@ func TestWalkthrough(t *testing.T) {
 			}},
 	}
 	for i := range 2 {
-		i := i
 		steps = append(steps, step{prose: fmt.Sprintf("## Subscription %d\n\nCustomer Key requires two paid subscriptions of the tenant (the operator's billing side creates them).", i+1),
 			env: "operator", args: []string{"subscription", "create", "--tenant-id", "{tenant}", "--name", fmt.Sprintf("Customer Key %c", 'A'+i), "--offer", "EnterpriseAgreement", "-o", "json"},
 			after: func(out string) {
@@ -79,10 +131,12 @@ func TestWalkthrough(t *testing.T) {
 				env: sub, args: []string{"group", "create", "--name", "ContosoCK", "--location", "westeurope"}},
 			step{env: sub, args: []string{"vault", "create", "--resource-group", "ContosoCK", "--name", vault(i), "--location", "westeurope", "--sku", "premium"}},
 			step{prose: "Give Exchange Online and M365DataAtRestEncryption wrap, unwrap and get (Key Vault Crypto Service Encryption User), and the admin the right to create keys:",
-				env: sub, args: []string{"role", "assignment", "create", "--assignee", directory.ExchangeAppID, "--role", "Key Vault Crypto Service Encryption User", "--scope", scope}},
+				env: sub, args: []string{"role", "assignment", "create", "--assignee", directory.ExchangeAppID, "--role", "Key Vault Crypto Service Encryption User", "--scope", scope},
+				after: keep(fmt.Sprintf("exchangeRole%d", i), "RoleAssignmentId", true)},
 			step{env: sub, args: []string{"role", "assignment", "create", "--assignee", directory.M365DAREAppID, "--role", "Key Vault Crypto Service Encryption User", "--scope", scope}},
 			step{env: sub, args: []string{"role", "assignment", "create", "--assignee", "{adminApp}", "--role", "Key Vault Crypto Officer", "--scope", scope}},
-			step{prose: "Add an RSA key and check that it has no expiry:", env: sub, args: []string{"Add-AzKeyVaultKey", "-VaultName", vault(i), "-Name", key(i)}},
+			step{prose: "Add an RSA key and check that it has no expiry:", env: sub, args: []string{"Add-AzKeyVaultKey", "-VaultName", vault(i), "-Name", key(i)},
+				after: keep(fmt.Sprintf("keyVersion%d", i), "Id", false)},
 			step{prose: "Back it up at once, and keep the file online and offline:", env: sub, args: []string{"Backup-AzKeyVaultKey", "-VaultName", vault(i), "-Name", key(i), "-OutputFile", "{tmp}/" + key(i) + ".blob"}},
 		)
 	}
@@ -94,39 +148,115 @@ func TestWalkthrough(t *testing.T) {
 	steps = append(steps,
 		step{prose: "## Onboard: Validate\n\nValidate checks everything and changes nothing. The mandatory retention period is not registered yet:", env: "admin", args: onboard("MDEP", "Validate")},
 		step{prose: "## Prepare\n\nPrepare registers the mandatory retention period on both subscriptions; it takes a while (a minute here, up to an hour in Azure):", env: "admin", args: onboard("MDEP", "Prepare")},
-		step{prose: "When it shows Registered, validate again:", env: "sub0", args: []string{"Get-AzProviderFeature", "-FeatureName", "mandatoryRetentionPeriodEnabled", "-ProviderNamespace", "Microsoft.Resources"}},
+		step{prose: "When it shows Registered, validate again:", env: "sub0", args: []string{"Get-AzProviderFeature", "-FeatureName", "mandatoryRetentionPeriodEnabled", "-ProviderNamespace", "Microsoft.Resources"},
+			before: func() { clk.Advance(2 * time.Minute) }},
 		step{env: "admin", args: onboard("MDEP", "Validate")},
 		step{prose: "## Enable\n\nEnable for the multi-workload scenario and for Exchange Online:", env: "admin", args: onboard("MDEP", "Enable")},
 		step{env: "admin", args: onboard("EXO", "Enable")},
 		step{prose: "The tenant now has Customer Key enabled for both:", env: "admin", args: []string{"tenant", "show", "{tenant}"}},
 	)
+	keys := keyURI(0) + "," + keyURI(1)
+	mailbox := "finance@contoso.onmicrosoft.com"
+	stats := []string{"Get-MailboxStatistics", "-Identity", mailbox}
+	readMessage := []string{"message", "get", "--mailbox", mailbox, "--id", "{message}"}
+	approvePurge := []string{"exchange-policy", "approve-purge", "--tenant", "{tenant}", "--identity", "ContosoEXO"}
+	encrypted := wait(`"isEncrypted": true`, append(stats, "-o", "json")...)
+	steps = append(steps,
+		step{prose: "## Data encryption policies\n\nA multi-workload policy with both root keys, versionless so that a refresh picks up their newest versions (New-M365DataAtRestEncryptionPolicy), assigned to the whole tenant:",
+			env: "admin", args: []string{"New-M365DataAtRestEncryptionPolicy", "-Name", "ContosoM365", "-AzureKeyIDs", keys, "-Description", "Contoso's tenant-wide policy"}},
+		step{env: "admin", args: []string{"Set-M365DataAtRestEncryptionPolicyAssignment", "-DataEncryptionPolicy", "ContosoM365"}},
+		step{prose: "And a mailbox policy for Exchange Online (New-DataEncryptionPolicy):",
+			env: "admin", args: []string{"New-DataEncryptionPolicy", "-Name", "ContosoEXO", "-AzureKeyIDs", keys, "-Description", "Contoso's mailboxes"},
+			after: keep("exchangePolicy", "Id", true)},
+		step{prose: "## Mailboxes\n\nA shared mailbox (Exchange and Global Administrators read it), assigned the mailbox policy; its mailbox key is rewrapped under the policy in the background:",
+			env: "admin", args: []string{"mailbox", "create", "--type", "SharedMailbox", "--primary-smtp-address", mailbox, "--display-name", "Finance"}},
+		step{env: "admin", args: []string{"Set-Mailbox", "-Identity", mailbox, "-DataEncryptionPolicy", "ContosoEXO"}},
+		step{prose: "Get-MailboxStatistics shows the policy that encrypts it:", env: "admin", args: stats,
+			before: encrypted},
+		step{prose: "Messages are kept sealed under the mailbox's key:",
+			env: "admin", args: []string{"message", "put", "--mailbox", mailbox, "--subject", "Q3 forecast", "--from", "megan@contoso.onmicrosoft.com",
+				"--to", mailbox, "--body", "Revenue up 12%."},
+			after: keep("message", "Id", true)},
+		step{env: "admin", args: readMessage},
+		step{prose: "## SharePoint and OneDrive\n\nSharePoint Online needs its service principal and the same role on both vaults:",
+			env: "admin", args: []string{"New-AzADServicePrincipal", "-ApplicationId", directory.SharePointAppID}},
+	)
+	for i := range 2 {
+		sub := fmt.Sprintf("sub%d", i)
+		steps = append(steps, step{env: sub, args: []string{"role", "assignment", "create", "--assignee", directory.SharePointAppID,
+			"--role", "Key Vault Crypto Service Encryption User", "--scope", "/subscriptions/{" + sub + "}/resourceGroups/ContosoCK/providers/Microsoft.KeyVault/vaults/" + vault(i)}})
+	}
+	steps = append(steps,
+		step{prose: "The geo's policy pins the keys' versions (Register-SPODataEncryptionPolicy); a site created afterwards is encrypted under it at once:",
+			env: "admin", args: []string{"Register-SPODataEncryptionPolicy",
+				"-PrimaryKeyVaultName", vault(0), "-PrimaryKeyName", key(0), "-PrimaryKeyVersion", "{keyVersion0}",
+				"-SecondaryKeyVaultName", vault(1), "-SecondaryKeyName", key(1), "-SecondaryKeyVersion", "{keyVersion1}"}},
+		step{env: "admin", args: []string{"site", "create", "--url", "https://contoso.sharepoint.com/sites/finance", "--owner", "admin@contoso.onmicrosoft.com"}},
+		step{env: "admin", args: []string{"Get-SPOSiteDataEncryptionPolicy", "-Identity", "https://contoso.sharepoint.com/sites/finance"}},
+		step{prose: "## Rolling a key\n\nA new version of the first key (Add-AzKeyVaultKey with the same name); the older version stays, as data may still need it:",
+			env: "sub0", args: []string{"Add-AzKeyVaultKey", "-VaultName", vault(0), "-Name", key(0)},
+			after: keep("newKeyVersion0", "Id", false)},
+		step{prose: "Each policy picks it up: the policy key is wrapped under the new version (its KeyVersion grows) and the data is rewrapped in the background:",
+			env: "admin", args: []string{"Set-DataEncryptionPolicy", "-Identity", "ContosoEXO", "-Refresh"}},
+		step{env: "admin", args: []string{"Set-M365DataAtRestEncryptionPolicy", "-Identity", "ContosoM365", "-Refresh"}},
+		step{prose: "SharePoint rolls one key at a time; the geo is Rolling, with the percentage of sites done, until every site is on the new version (`--wait` follows it):",
+			env: "admin", args: []string{"Update-SPODataEncryptionPolicy", "-KeyVaultName", vault(0), "-KeyName", key(0), "-KeyVersion", "{newKeyVersion0}",
+				"-KeyType", "Primary", "--wait"}},
+		step{prose: "The mailbox is on the refreshed policy, and its messages read as before:", env: "admin", args: stats,
+			before: encrypted},
+		step{env: "admin", args: readMessage},
+		step{prose: "## Revoking access\n\nThe customer removes Exchange Online's role from both vaults (the ids are those `role assignment create` printed):",
+			env: "sub0", args: []string{"role", "assignment", "delete", "--id", "{exchangeRole0}"}},
+		step{env: "sub1", args: []string{"role", "assignment", "delete", "--id", "{exchangeRole1}"}},
+		step{prose: "Once the policy key cached in memory expires (`policy-key-cache-lifetime`, the documented revocation latency: ten minutes by default, a second in the run behind this page), reading the mailbox fails. Work the service does itself, such as moving the mailbox to another policy, may still use the policy's availability key, and every such use is in the tenant's audit log (`customerkey audit list`) as \"Fallback to Availability Key\":",
+			env: "admin", args: readMessage, before: wait("RootKeysRevoked", readMessage...)},
+		step{prose: "## Purging the mailbox policy's data\n\nWith Exchange Online's access gone from both keys, the customer asks for the purge (it is refused while Exchange can still use a key):",
+			env: "admin", args: []string{"Set-DataEncryptionPolicy", "-Identity", "ContosoEXO", "-PermanentDataPurgeRequested",
+				"-PermanentDataPurgeReason", "Contoso leaves Exchange Online", "-PermanentDataPurgeContact", "legal@contoso.com"}},
+		step{prose: "Two different Global Administrators of the operator approve. The first is the operator's automation application:", env: "operator", args: approvePurge},
+		step{prose: "The second is a person: the operator adds an administrator, who signs in (device code) and approves; that approval runs the purge:",
+			env: "operator", args: []string{"user", "create", "--upn", "approver@operator.onmicrosoft.com", "--display-name", "Purge approver"},
+			after: func(out string) {
+				secrets[listField(out, "Password")] = "<password>"
+				vars["approverPassword"] = listField(out, "Password")
+			}},
+		step{env: "operator", args: []string{"directory-role", "assign", "--role", "Global Administrator", "--user", "approver@operator.onmicrosoft.com"}},
+		step{env: "approver", args: []string{"login", "--tenant", "operator.onmicrosoft.com"},
+			signIn: func() (string, string) { return "approver@operator.onmicrosoft.com", vars["approverPassword"] }},
+		step{env: "approver", args: approvePurge},
+		step{prose: "The mailboxes under the policy are gone, with their keys; the policy stays as a tombstone:",
+			env: "admin", args: []string{"Get-Mailbox", "-Identity", mailbox}},
+		step{env: "admin", args: []string{"Get-DataEncryptionPolicy", "-Identity", "{exchangePolicy}"}},
+	)
 
 	var doc strings.Builder
 	doc.WriteString("# Walkthrough: setting up Customer Key with customerkey\n\n" +
-		"The seed's steps, in its order, each as the customerkey command that does it, with the output of a real run.\n" +
+		"The seed's steps, in its order, each as the customerkey command that does it, with the output of a real run;\n" +
+		"then the data encryption policies, a key roll, a revocation and an Exchange purge.\n" +
 		"Ids, secrets and times are placeholders. `internal/app/walkthrough_test.go` runs these same commands\n" +
 		"against a real server on every test run and fails when this page and the output part ways.\n\n" +
 		"Start the server (`go run ./cmd/customerkey serve`) and point the CLI at it:\n\n" +
 		"```sh\nexport CUSTOMERKEY_ENDPOINT=https://localhost:8443 CUSTOMERKEY_CA_FILE=~/.local/share/customerkey/ca.pem\n" +
 		"customerkey login --credentials-file ~/.local/share/customerkey/operator.json   # as the operator\n```\n")
 	tmp := t.TempDir()
-	for n, st := range steps {
-		if n == len(steps)-5 { // after Prepare, the registration delay passes
-			clk.Advance(2 * time.Minute)
+	for _, st := range steps {
+		if st.before != nil {
+			st.before()
 		}
-		args := make([]string, len(st.args))
-		for i, a := range st.args {
-			a = strings.ReplaceAll(a, "{tenant}", tenant.TenantID)
-			a = strings.ReplaceAll(a, "{sub0}", subs[0])
-			a = strings.ReplaceAll(a, "{sub1}", subs[1])
-			a = strings.ReplaceAll(a, "{adminApp}", tenant.AdminApp.ClientID)
-			a = strings.ReplaceAll(a, "{tmp}", tmp)
+		fixed := map[string]string{"{tenant}": tenant.TenantID, "{sub0}": subs[0], "{sub1}": subs[1], "{adminApp}": tenant.AdminApp.ClientID, "{tmp}": tmp}
+		args := expand(st.args, vars)
+		for i, a := range args {
+			for from, to := range fixed {
+				a = strings.ReplaceAll(a, from, to)
+			}
 			args[i] = a
 		}
 		env := map[string]string{"CUSTOMERKEY_ENDPOINT": s.url, "CUSTOMERKEY_CA_FILE": s.CAFile}
 		switch st.env {
 		case "operator":
 			args = append(args, "--credentials-file", opFile)
+		case "approver":
+			env = envs["approver"]
 		default:
 			for k, v := range envs["admin"] {
 				env[k] = v
@@ -135,7 +265,14 @@ func TestWalkthrough(t *testing.T) {
 				env["AZURE_SUBSCRIPTION_ID"] = subs[st.env[3]-'0']
 			}
 		}
-		out, err := runCLI(t, env, args...)
+		var out string
+		var err error
+		if st.signIn != nil {
+			upn, password := st.signIn()
+			out, err = dpLogin(t, s, env, args, upn, password)
+		} else {
+			out, err = runCLI(t, env, args...)
+		}
 		if err != nil {
 			out = "Error: " + err.Error() + "\n"
 		}
@@ -145,13 +282,15 @@ func TestWalkthrough(t *testing.T) {
 		if st.prose != "" {
 			doc.WriteString("\n" + st.prose + "\n")
 		}
-		shown := strings.Join(quoteArgs(st.args), " ")
+		shown := strings.Join(quoteArgs(expand(st.args, vars)), " ")
 		for from, to := range map[string]string{"{tenant}": "$TENANT_ID", "{sub0}": "$SUB1", "{sub1}": "$SUB2", "{adminApp}": "$AZURE_CLIENT_ID", "{tmp}": "/tmp/backups"} {
 			shown = strings.ReplaceAll(shown, from, to)
 		}
 		switch st.env {
 		case "operator":
 			shown += "   # as the operator"
+		case "approver":
+			shown += "   # as approver@operator.onmicrosoft.com"
 		case "sub0", "sub1":
 			shown = "AZURE_SUBSCRIPTION_ID=$SUB" + string(rune('1'+st.env[3]-'0')) + " customerkey " + shown
 		}
@@ -178,9 +317,24 @@ func TestWalkthrough(t *testing.T) {
 	if string(want) != got {
 		t.Errorf("docs/walkthrough.md is out of date with what the commands print; regenerate it with\n  go test ./internal/app -run TestWalkthrough -update-walkthrough\nand review the diff. First difference near: %q", firstDiff(string(want), got))
 	}
-	if !strings.Contains(got, "CustomerKeyEnabledFor : EXO, MDEP") {
-		t.Error("the walkthrough does not end with both scenarios enabled")
+	for _, milestone := range []string{"CustomerKeyEnabledFor : EXO, MDEP", "IsEncrypted            : True", "State                       : Registered",
+		"Error: RootKeysRevoked", "State                       : Purged", "Error: ManagementObjectNotFound"} {
+		if !strings.Contains(got, milestone) {
+			t.Errorf("the walkthrough lacks %q", milestone)
+		}
 	}
+}
+
+// expand replaces {name} in args with vars[name].
+func expand(args []string, vars map[string]string) []string {
+	out := make([]string, len(args))
+	for i, a := range args {
+		for k, v := range vars {
+			a = strings.ReplaceAll(a, "{"+k+"}", v)
+		}
+		out[i] = a
+	}
+	return out
 }
 
 func quoteArgs(args []string) []string {
