@@ -114,6 +114,21 @@ type Meta struct {
 
 type metaKey struct{}
 
+// WithJobRequestID returns ctx with a request id for background work that
+// no request started (a rewrap pass, a scheduled purge), so that the records
+// it makes can still be told apart and correlated: job, a dash and random
+// hex. A ctx that already names a request is returned unchanged.
+func WithJobRequestID(ctx context.Context, job string) context.Context {
+	m := MetaFrom(ctx)
+	if m.RequestID != "" {
+		return ctx
+	}
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	m.RequestID = job + "-" + hex.EncodeToString(b[:])
+	return WithMeta(ctx, m)
+}
+
 // WithMeta returns ctx carrying m, so that records made while serving the
 // request name it without every layer passing it on.
 func WithMeta(ctx context.Context, m Meta) context.Context {

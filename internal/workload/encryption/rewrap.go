@@ -147,6 +147,7 @@ func (s *Service) rewrapTenant(ctx context.Context, tid string) (int, error) {
 // readable. It reports false when there was nothing to do: the scope was
 // deleted, recreated or rewrapped meanwhile.
 func (s *Service) rewrap(ctx context.Context, t stale) (bool, error) {
+	ctx = audit.WithJobRequestID(ctx, "rewrap")
 	rec, _, err := s.read(ctx, t.tid, t.name)
 	if errkind.Is(err, errkind.NotFound) {
 		return false, nil

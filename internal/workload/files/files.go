@@ -16,8 +16,11 @@
 // the rewrap job unwraps as system work.
 //
 // As in SharePoint, Customer Key covers file content, not metadata: site
-// URLs, file paths and sizes are plain records (which the storage barrier
-// still encrypts at rest).
+// URLs, file paths and sizes are plain records. The storage barrier encrypts
+// record values at rest, but not storage keys, and site URLs and file paths
+// are part of storage keys: they are on disk in the clear (and a deleted
+// one may linger in the store's free pages). Keyed-hash indexes would close
+// that; they are not built yet.
 //
 // Of its own level it imports dep (the policy service, reached only through
 // the interface Policies declared here, and the PolicyRef, Purpose and

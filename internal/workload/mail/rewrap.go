@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/customerkey/customerkey/internal/audit"
 	"github.com/customerkey/customerkey/internal/dep"
 	"github.com/customerkey/customerkey/internal/directory"
 	"github.com/customerkey/customerkey/internal/errkind"
@@ -153,7 +154,8 @@ var errStale = errors.New("mail: the mailbox changed meanwhile")
 func (s *Service) rewrap(ctx context.Context, key string, rec mailboxRecord, ver int64, target dep.PolicyRef) (bool, error) {
 	aad := scopeAAD(rec.TenantID, rec.ID)
 	for range rewrapAttempts {
-		scope, err := s.dep.UnwrapScopeKey(ctx, rec.TenantID, rec.WrappedKey, aad, dep.Purpose{System: true})
+		ctx := audit.WithJobRequestID(ctx, "rewrap")
+		scope, err := s.dep.UnwrapScopeKey(ctx, rec.TenantID, rec.WrappedKey, aad, dep.Purpose{System: true, RequestID: audit.MetaFrom(ctx).RequestID})
 		if err != nil {
 			return false, err
 		}
