@@ -246,7 +246,7 @@ root key gets a new version. The data is rewrapped in the background.`,
 Exchange Online has lost wrap and unwrap on both root keys (revoke its access
 first); afterwards the policy can no longer be assigned. Two operator
 administrators must approve before the purge runs.`, f.columns()),
-			purgeApproveCmd(g, tenant, target))
+			purgeApproveCmd(g, tenant, target, f.columns()))
 	} else {
 		cmd.AddCommand(policyTestCmd(g, path), assignmentCmd(g, tenant))
 	}
@@ -289,7 +289,7 @@ func purgeRequestCmd(g *globals, t purgeTarget, short, long string, cols []colum
 }
 
 // purgeApproveCmd is the operator's `approve-purge`.
-func purgeApproveCmd(g *globals, tenant *string, t purgeTarget) *cobra.Command {
+func purgeApproveCmd(g *globals, tenant *string, t purgeTarget, cols []column) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "approve-purge --tenant CUSTOMER " + t.usage,
 		Short: "Approve a requested purge (operator; the second approval, by another administrator, runs it)",
@@ -303,7 +303,7 @@ func purgeApproveCmd(g *globals, tenant *string, t purgeTarget) *cobra.Command {
 				return err
 			}
 			fmt.Fprintln(cmd.ErrOrStderr(), "Approval recorded.")
-			return printOne(pr, raw, nil)
+			return printOne(pr, raw, cols)
 		}),
 	}
 	t.flags(c)

@@ -275,6 +275,6 @@ once the first roll is done.`,
 		purgeRequestCmd(g, target, "Ask for the permanent purge of a geo's SharePoint and OneDrive files",
 			`Ask for the permanent purge of the geo's files. Two operator administrators
 must approve before the purge runs.`, spoColumns),
-		purgeApproveCmd(g, tenant, target))
+		purgeApproveCmd(g, tenant, target, spoColumns))
 	return cmd
 }
