@@ -28,7 +28,7 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(serveCmd())
+	root.AddCommand(serveCmd(), storeCmd(), sealCmd())
 	cli.AddCommands(root)
 	root.SetArgs(cli.RewriteCmdlet(os.Args[1:]))
 	if err := root.ExecuteContext(ctx); err != nil {
@@ -50,6 +50,10 @@ a local CA (ca.pem) and server certificate, the operator tenant with its admin
 application, and operator.json (mode 0600) with the operator's credentials.
 Later starts reuse all of it. SIGTERM or Ctrl-C shuts down gracefully.
 
+With --store postgres://… the store is that database, which several nodes
+may share; each node's data directory still needs the same barrier.key
+(docs/operations.md).
+
 A YAML file given with --config may set any flag by its name; flags win.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -63,9 +67,16 @@ A YAML file given with --config may set any flag by its name; flags win.`,
 			if fs.Changed("data-dir") {
 				merged.DataDir = cfg.DataDir
 			}
+			if fs.Changed("store") {
+				merged.Store = cfg.Store
+			}
+			if fs.Changed("store-password-file") {
+				merged.StorePasswordFile = cfg.StorePasswordFile
+			}
 			if fs.Changed("listen") {
 				merged.Listen = cfg.Listen
 			}
+			mergeHSMFlags(fs, &merged, cfg)
 			if fs.Changed("public-url") {
 				merged.PublicURL = cfg.PublicURL
 			}
@@ -103,7 +114,11 @@ A YAML file given with --config may set any flag by its name; flags win.`,
 	f.StringVar(&file, "config", "", "YAML configuration file")
 	f.StringVar(&pprofAddr, "pprof-listen", "", "serve Go profiling endpoints on this loopback address (for performance work; off by default)")
 	f.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "data directory (created if missing)")
+	f.StringVar(&cfg.Store, "store", cfg.Store, "bolt (the file in --data-dir) or postgres://USER@HOST:PORT/DB?sslmode=… shared by every node")
+	f.StringVar(&cfg.StorePasswordFile, "store-password-file", "", "file whose first line is the database password (else PGPASSWORD)")
 	f.StringVar(&cfg.Listen, "listen", cfg.Listen, "address to serve HTTPS on")
+	f.StringVar(&cfg.Seal, "seal", cfg.Seal, "what seals the store's keyring: file (barrier.key) or pkcs11 (the HSM)")
+	addHSMFlags(f, &cfg)
 	f.StringVar(&cfg.PublicURL, "public-url", "", "URL clients use (default https://localhost:<listen port>)")
 	f.StringVar(&cfg.VaultDNSSuffix, "vault-dns-suffix", cfg.VaultDNSSuffix, "vaults are served at https://<name>.<suffix>:<port>")
 	f.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error")

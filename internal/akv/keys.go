@@ -76,6 +76,7 @@ type attributesOut struct {
 	RecoveryLevel   string `json:"recoveryLevel"`
 	RecoverableDays int    `json:"recoverableDays"`
 	Exportable      bool   `json:"exportable"`
+	HSMPlatform     string `json:"hsmPlatform,omitempty"`
 }
 
 func unixPtr(t *time.Time) *int64 {
@@ -88,7 +89,8 @@ func unixPtr(t *time.Time) *int64 {
 
 func attributesJSON(a vault.KeyAttributes) attributesOut {
 	return attributesOut{Enabled: a.Enabled, NotBefore: unixPtr(a.NotBefore), Expires: unixPtr(a.Expires), Created: a.Created.Unix(),
-		Updated: a.Updated.Unix(), RecoveryLevel: a.RecoveryLevel, RecoverableDays: a.RecoverableDays, Exportable: a.Exportable}
+		Updated: a.Updated.Unix(), RecoveryLevel: a.RecoveryLevel, RecoverableDays: a.RecoverableDays, Exportable: a.Exportable,
+		HSMPlatform: a.HSMPlatform}
 }
 
 type keyBundle struct {

@@ -30,6 +30,7 @@ import (
 	"github.com/customerkey/customerkey/internal/dep"
 	"github.com/customerkey/customerkey/internal/directory"
 	"github.com/customerkey/customerkey/internal/graph"
+	"github.com/customerkey/customerkey/internal/hsm"
 	"github.com/customerkey/customerkey/internal/httpx"
 	"github.com/customerkey/customerkey/internal/identity"
 	"github.com/customerkey/customerkey/internal/oauthapi"
@@ -38,7 +39,6 @@ import (
 	"github.com/customerkey/customerkey/internal/rbac"
 	"github.com/customerkey/customerkey/internal/resources"
 	"github.com/customerkey/customerkey/internal/storage"
-	"github.com/customerkey/customerkey/internal/storage/bolt"
 	"github.com/customerkey/customerkey/internal/vault"
 	"github.com/customerkey/customerkey/internal/workload/encryption"
 	"github.com/customerkey/customerkey/internal/workload/files"
@@ -60,7 +60,8 @@ const operatorTenantName = "customerkey operator"
 type Server struct {
 	cfg   config.Config
 	log   *slog.Logger
-	raw   *bolt.Backend
+	raw   storage.Backend
+	hsm   *hsm.HSM // nil without an HSM, or when it failed to start (see hsmErr)
 	store *barrier.Barrier
 	audit *audit.Log
 	batch *audit.Batcher
@@ -77,6 +78,10 @@ type Server struct {
 	tls   *tls.Config
 	h     http.Handler
 	ready atomic.Bool
+
+	// hsmErr is why the configured HSM failed to start: premium vaults
+	// answer HSM key requests with it.
+	hsmErr error
 
 	// Credentials are the operator's, as written to operator.json.
 	Credentials config.Credentials
@@ -114,10 +119,13 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, o Options) (
 			s.Close()
 		}
 	}()
-	if s.raw, err = bolt.Open(filepath.Join(cfg.DataDir, storeFile), bolt.Options{}); err != nil {
+	if s.raw, err = openStore(ctx, cfg, log); err != nil {
 		return nil, err
 	}
-	sealer, err := barrier.LoadOrCreateKeyFile(filepath.Join(cfg.DataDir, rootKeyFile))
+	if err := s.openHSM(ctx); err != nil {
+		return nil, err
+	}
+	sealer, err := s.openSealer(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -167,6 +175,7 @@ func (s *Server) wireResources(cfg config.Config, o Options) {
 	s.res = resources.New(resources.Options{Store: s.store, Audit: s.audit, Directory: s.dir, Now: now,
 		Owners: ownerGranter{s.rbac}, Contents: contents{s}, FeatureRegistrationDelay: delay})
 	s.kv = vault.New(vault.Options{Store: s.store, Audit: s.audit, Subscriptions: s.res, Locations: s.res, Now: now,
+		HSM: s.vaultHSM(), HSMError: s.hsmErr,
 		VaultURI: func(name string) string {
 			return "https://" + strings.ToLower(name) + "." + cfg.VaultDNSSuffix + portSuffix(cfg.Port()) + "/"
 		},
@@ -465,6 +474,9 @@ func (s *Server) Close() error {
 		}
 		if s.raw != nil {
 			err = errors.Join(err, s.raw.Close())
+		}
+		if s.hsm != nil {
+			err = errors.Join(err, s.hsm.Close())
 		}
 	})
 	return err

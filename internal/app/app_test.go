@@ -58,6 +58,7 @@ func startConfigured(t *testing.T, dataDir string, o app.Options, tune func(*con
 	cfg.DataDir = dataDir
 	cfg.Listen = ln.Addr().String()
 	cfg.PublicURL = "https://localhost:" + strconv.Itoa(port)
+	cfg.Store = testStore(t, dataDir)
 	if tune != nil {
 		tune(&cfg)
 	}

@@ -58,6 +58,16 @@ func dpStart(t *testing.T, dataDir string) *server {
 	return startConfigured(t, dataDir, app.Options{}, dpConfig)
 }
 
+// dpStartOnBolt is dpStart on the embedded store whatever store the test
+// run uses, for the tests that read the store file itself.
+func dpStartOnBolt(t *testing.T, dataDir string) *server {
+	t.Helper()
+	return startConfigured(t, dataDir, app.Options{}, func(c *config.Config) {
+		dpConfig(c)
+		c.Store = config.StoreBolt
+	})
+}
+
 // dpConfig is the configuration of dpStart.
 func dpConfig(c *config.Config) {
 	c.FeatureRegistrationDelay = 0
@@ -469,7 +479,7 @@ func (d *dpTenant) readOne(t *testing.T, data *dpData, r dpRead) error {
 func TestDataAtRestHoldsNoPlaintext(t *testing.T) {
 	dataDir := filepath.Join(t.TempDir(), "data")
 	t.Setenv("CUSTOMERKEY_PROFILE", filepath.Join(t.TempDir(), "profile.json"))
-	s := dpStart(t, dataDir)
+	s := dpStartOnBolt(t, dataDir)
 	d := dpOnboard(t, s, dataDir)
 	data := d.protect(t)
 	d.write(t, data)
@@ -743,7 +753,7 @@ func TestKeyRoll(t *testing.T) {
 func TestExchangePurge(t *testing.T) {
 	dataDir := filepath.Join(t.TempDir(), "data")
 	t.Setenv("CUSTOMERKEY_PROFILE", filepath.Join(t.TempDir(), "profile.json"))
-	s := dpStart(t, dataDir)
+	s := dpStartOnBolt(t, dataDir)
 	d := dpOnboard(t, s, dataDir)
 	data := d.protect(t)
 	tid := d.c.TenantID
@@ -940,6 +950,7 @@ func dpRestart(t *testing.T, s *server, dataDir string, tune func(*config.Config
 	}
 	cfg := config.Default()
 	cfg.DataDir, cfg.Listen, cfg.PublicURL = dataDir, ln.Addr().String(), s.url
+	cfg.Store = testStore(t, dataDir)
 	dpConfig(&cfg)
 	if tune != nil {
 		tune(&cfg)

@@ -1,9 +1,10 @@
 // Package barrier owns encryption at rest: a storage.Backend wrapper that
 // encrypts every value with AES-256-GCM before it reaches the inner backend,
 // under a keyring of data keys sealed by a root key (a Sealer: a key file by
-// default, an HSM later). No plaintext value and no key material reaches
-// the inner backend. Seal and Open protect, with the same data keys, what
-// other packages keep outside the store (the audit journal's files).
+// default, or a key held in a PKCS#11 HSM, see HSMSealer). No plaintext
+// value and no key material reaches the inner backend. Seal and Open
+// protect, with the same data keys, what other packages keep outside the
+// store (the audit journal's files).
 //
 // The AAD of every value is its storage key, so a value copied to another
 // key fails to decrypt instead of being read as that key's data. Keys
@@ -11,9 +12,9 @@
 // storage keys must never contain secrets (use IDs and hashes in keys). The
 // prefix "core/" is reserved for the barrier's own records.
 //
-// It imports only storage, secret and errkind from this module and must not
-// import a storage implementation: the composition root chooses the inner
-// backend.
+// It imports only storage, secret and errkind from this module (the HSM is
+// reached through the small interface HSMKeys) and must not import a
+// storage implementation: the composition root chooses the inner backend.
 package barrier
 
 import (
@@ -110,6 +111,9 @@ func (b *Barrier) unsealKeyring(ctx context.Context, e storage.Entry) (*keyring,
 	if err != nil {
 		if errkind.Is(err, errkind.Unavailable) {
 			return nil, errkind.Wrap(errkind.Unavailable, "barrier: the root key is unavailable", err)
+		}
+		if errkind.Is(err, errkind.FailedPrecondition) {
+			return nil, err // a keyring sealed by the other kind of sealer: the message says what to configure
 		}
 		return nil, fmt.Errorf("%w: %w", ErrUnseal, err)
 	}

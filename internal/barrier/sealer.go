@@ -187,6 +187,9 @@ func (s *FileSealer) Unseal(_ context.Context, ciphertext []byte) ([]byte, error
 	if s.closed.Load() {
 		return nil, errSealerClosed
 	}
+	if len(ciphertext) > 0 && ciphertext[0] == sealedHSM {
+		return nil, errSealedByHSM
+	}
 	if len(ciphertext) < 1+s.aead.Overhead() || ciphertext[0] != sealedV1 {
 		return nil, errNotSealed
 	}

@@ -63,6 +63,7 @@ func isItemOp(op string) bool { return op == "encrypt" || op == "decrypt" }
 // benchOptions are the flags of `customerkey bench`.
 type benchOptions struct {
 	vault, sub, key string
+	kty             string // of temporary keys: RSA, or RSA-HSM (a premium vault's HSM)
 	keySizes        []int
 	ops             []string
 	concurrency     []int
@@ -137,6 +138,9 @@ func (o *benchOptions) validate() error {
 		if n != 2048 && n != 3072 && n != 4096 {
 			errs = append(errs, fmt.Errorf("--key-size %d: use 2048, 3072 or 4096", n))
 		}
+	}
+	if o.kty != "RSA" && o.kty != "RSA-HSM" {
+		errs = append(errs, fmt.Errorf("--kty %q: use RSA or RSA-HSM", o.kty))
 	}
 	if o.key != "" && len(o.keySizes) > 1 {
 		errs = append(errs, errors.New("--key names one key, so it takes no list of --key-size"))
@@ -213,8 +217,9 @@ and prints server/baseline-https and server/raw. With --rounds N each
 measured run is split into N slices that alternate between the server and
 the baseline, so that other load on a shared machine skews both alike.
 
-Without --key, a temporary key bench-<random> of each --key-size is created
-in the vault and deleted and purged afterwards (unless --keep). Every run is
+Without --key, a temporary key bench-<random> of each --key-size (and of
+type --kty: RSA-HSM puts it in the HSM of a premium vault) is created in the
+vault and deleted and purged afterwards (unless --keep). Every run is
 bounded by --duration and --ops (whichever comes first; 10s by default) and
 by hard caps of 10 minutes and 10 million requests. Point it only at servers
 you run: it is a load generator. --baseline-only needs no server.
@@ -268,6 +273,7 @@ Administrator (to create the scope) and no --vault.`,
 	f.StringVar(&o.sub, "subscription", os.Getenv("AZURE_SUBSCRIPTION_ID"), "subscription of the vault (default $AZURE_SUBSCRIPTION_ID, else every one you see)")
 	f.StringVar(&o.key, "key", "", "an existing RSA key to use (default: a temporary key per --key-size)")
 	f.IntSliceVar(&o.keySizes, "key-size", []int{2048}, "RSA key sizes of temporary keys: 2048, 3072, 4096 (list allowed)")
+	f.StringVar(&o.kty, "kty", "RSA", "type of temporary keys: RSA (software) or RSA-HSM (in the HSM of a premium vault)")
 	f.StringSliceVar(&o.ops, "op", []string{"unwrap"}, "operations: wrap, unwrap, sign, get, token, encrypt, decrypt (list allowed)")
 	f.StringSliceVar(&o.sizes, "size", []string{"4k", "64k", "1m"}, "item sizes of encrypt and decrypt: bytes, or k and m for KiB and MiB, at most 4m (list allowed)")
 	f.StringVar(&o.scope, "scope", "", "an existing encryption scope, with you as principal, for encrypt and decrypt (default: a temporary scope)")
@@ -1161,11 +1167,11 @@ func (r *benchRun) serverKey(ctx context.Context, size int) (*benchKey, error) {
 	var rb [6]byte
 	_, _ = rand.Read(rb[:])
 	k.name, k.temporary = "bench-"+hex.EncodeToString(rb[:]), true
-	body := map[string]any{"kty": "RSA", "key_size": size, "key_ops": []string{"wrapKey", "unwrapKey", "sign", "verify"}}
+	body := map[string]any{"kty": r.o.kty, "key_size": size, "key_ops": []string{"wrapKey", "unwrapKey", "sign", "verify"}}
 	if err := r.dataCall(ctx, http.MethodPost, r.vaultURL+"keys/"+k.name+"/create?api-version="+benchAPIVersion, body, &b, http.StatusOK); err != nil {
 		return nil, fmt.Errorf("creating the temporary key %s: %w", k.name, err)
 	}
-	fmt.Fprintf(r.log, "created the temporary key %s (RSA-%d)\n", k.name, size)
+	fmt.Fprintf(r.log, "created the temporary key %s (%s %d)\n", k.name, r.o.kty, size)
 	return k, k.fromBundle(b)
 }
 

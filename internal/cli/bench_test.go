@@ -129,7 +129,7 @@ func TestScopeFromChallenge(t *testing.T) {
 
 func TestBenchFlagValidation(t *testing.T) {
 	valid := func() benchOptions {
-		return benchOptions{vault: "v", keySizes: []int{2048}, ops: []string{"unwrap"}, concurrency: []int{1, 8, 64},
+		return benchOptions{vault: "v", kty: "RSA", keySizes: []int{2048}, ops: []string{"unwrap"}, concurrency: []int{1, 8, 64},
 			duration: 10 * time.Second, warmup: 2 * time.Second, rounds: 1, baseline: true, signAlg: "RS256", proto: "1.1",
 			sizes: []string{"4k", "64k", "1m"}}
 	}
@@ -154,6 +154,8 @@ func TestBenchFlagValidation(t *testing.T) {
 		{"zero clients", func(o *benchOptions) { o.concurrency = []int{0} }, "--concurrency 0"},
 		{"too many clients", func(o *benchOptions) { o.concurrency = []int{100000} }, "--concurrency 100000"},
 		{"odd key size", func(o *benchOptions) { o.keySizes = []int{1024} }, "--key-size 1024"},
+		{"HSM keys", func(o *benchOptions) { o.kty = "RSA-HSM" }, ""},
+		{"EC keys", func(o *benchOptions) { o.kty = "EC" }, `--kty "EC"`},
 		{"one key, many sizes", func(o *benchOptions) { o.key, o.keySizes = "k", []int{2048, 4096} }, "--key names one key"},
 		{"unbounded", func(o *benchOptions) { o.duration = 0 }, "--duration"},
 		{"too long", func(o *benchOptions) { o.duration = time.Hour }, "--duration"},

@@ -25,6 +25,16 @@ type Config struct {
 	// DataDir holds the store, the barrier root key, the CA certificate and
 	// operator.json. Created if missing.
 	DataDir string `yaml:"data-dir"`
+	// Store is "bolt" (the embedded file in DataDir) or a postgres:// URL
+	// of a database that several nodes may share. The password belongs in
+	// StorePasswordFile or PGPASSWORD, not here.
+	Store string `yaml:"store"`
+	// StorePasswordFile holds the database password (one line); it wins
+	// over PGPASSWORD and a password in the URL.
+	StorePasswordFile string `yaml:"store-password-file"`
+	// StoreConnectTimeout bounds how long start-up retries a database it
+	// cannot reach before giving up.
+	StoreConnectTimeout time.Duration `yaml:"store-connect-timeout"`
 	// Listen is the TCP address to serve HTTPS on.
 	Listen string `yaml:"listen"`
 	// PublicURL is how clients reach the server; token issuers and
@@ -49,6 +59,23 @@ type Config struct {
 	// Azure's service limits (which allow a few thousand key operations per
 	// 10 s); 0 turns throttling off.
 	VaultRequestsPerSecond float64 `yaml:"vault-requests-per-second"`
+	// Seal is how the barrier's keyring is sealed: SealFile (the root key
+	// file barrier.key in DataDir) or SealPKCS11 (a key held in the HSM the
+	// hsm- keys name, so that a copy of the data directory reveals
+	// nothing). `customerkey seal migrate` moves a store between the two.
+	Seal string `yaml:"seal"`
+	// HSMModule is the absolute path of the HSM vendor's PKCS#11 library.
+	// Setting it lets premium vaults hold RSA-HSM and EC-HSM keys.
+	HSMModule string `yaml:"hsm-module"`
+	// HSMToken is the label of the token to use.
+	HSMToken string `yaml:"hsm-token"`
+	// HSMPINFile is a file holding the token's user PIN; empty means the
+	// environment variable CUSTOMERKEY_HSM_PIN. The PIN itself is never a
+	// configuration value.
+	HSMPINFile string `yaml:"hsm-pin-file"`
+	// HSMMaxSessions bounds the HSM sessions used at once; 0 picks twice
+	// the number of CPUs (at least 4), within what the token admits.
+	HSMMaxSessions int `yaml:"hsm-max-sessions"`
 	// PolicyKeyCacheLifetime is how long an unwrapped policy key stays in
 	// memory before the root keys are asked again. It is the revocation
 	// latency: once a customer removes the service's access to both root
@@ -60,6 +87,8 @@ type Config struct {
 func Default() Config {
 	return Config{
 		DataDir:            defaultDataDir(),
+		Store:              StoreBolt,
+		Seal:               SealFile,
 		Listen:             "127.0.0.1:8443",
 		VaultDNSSuffix:     "vault.localhost",
 		LogLevel:           "info",
@@ -68,10 +97,26 @@ func Default() Config {
 		SigningKeyRotation: 24 * time.Hour,
 		ShutdownTimeout:    15 * time.Second,
 
+		StoreConnectTimeout: 30 * time.Second,
+
 		FeatureRegistrationDelay: time.Minute,
 		VaultRequestsPerSecond:   0,
 		PolicyKeyCacheLifetime:   10 * time.Minute,
 	}
+}
+
+// Seal values.
+const (
+	SealFile   = "file"
+	SealPKCS11 = "pkcs11"
+)
+
+// StoreBolt is the Store value of the embedded file in the data directory.
+const StoreBolt = "bolt"
+
+// StoreIsPostgres reports whether Store names a PostgreSQL database.
+func (c Config) StoreIsPostgres() bool {
+	return strings.HasPrefix(c.Store, "postgres://") || strings.HasPrefix(c.Store, "postgresql://")
 }
 
 func defaultDataDir() string {
@@ -129,6 +174,20 @@ func (c *Config) Complete() error {
 			c.PublicURL = "https://localhost:" + port
 		}
 	}
+	if c.HSMPINFile != "" {
+		abs, err := filepath.Abs(c.HSMPINFile)
+		if err != nil {
+			return fmt.Errorf("config: hsm-pin-file: %w", err)
+		}
+		c.HSMPINFile = abs
+	}
+	if c.StorePasswordFile != "" {
+		abs, err := filepath.Abs(c.StorePasswordFile)
+		if err != nil {
+			return fmt.Errorf("config: store-password-file: %w", err)
+		}
+		c.StorePasswordFile = abs
+	}
 	c.PublicURL = strings.TrimSuffix(c.PublicURL, "/")
 	c.VaultDNSSuffix = strings.ToLower(strings.Trim(c.VaultDNSSuffix, "."))
 	return nil
@@ -144,6 +203,43 @@ func (c Config) Validate() error {
 	}
 	if c.DataDir == "" {
 		bad("data-dir", "is required")
+	}
+	switch {
+	case c.Store == StoreBolt:
+		if c.StorePasswordFile != "" {
+			bad("store-password-file", "is set, but store is %s; it is the password of a postgres:// store", StoreBolt)
+		}
+	case c.StoreIsPostgres():
+		if u, err := url.Parse(c.Store); err != nil || u.Host == "" {
+			// The URL may hold a password: never echo it.
+			bad("store", "is not a valid URL; use postgres://user@host:port/database?sslmode=verify-full")
+		}
+	default:
+		bad("store", "must be %s or a postgres:// URL", StoreBolt)
+	}
+	switch c.Seal {
+	case SealFile:
+	case SealPKCS11:
+		if c.HSMModule == "" {
+			bad("seal", "is %s, which needs hsm-module, hsm-token and hsm-pin-file (or CUSTOMERKEY_HSM_PIN)", SealPKCS11)
+		}
+	default:
+		bad("seal", "%q must be %s or %s", c.Seal, SealFile, SealPKCS11)
+	}
+	if c.HSMModule != "" && !filepath.IsAbs(c.HSMModule) {
+		bad("hsm-module", "%q must be the absolute path of the PKCS#11 library, such as /usr/lib/softhsm/libsofthsm2.so", c.HSMModule)
+	}
+	if c.HSMModule != "" && c.HSMToken == "" {
+		bad("hsm-token", "is required with hsm-module: the label of the token to use")
+	}
+	if c.HSMModule == "" && (c.HSMToken != "" || c.HSMPINFile != "") {
+		bad("hsm-module", "is required when hsm-token or hsm-pin-file is set")
+	}
+	if c.HSMMaxSessions < 0 {
+		bad("hsm-max-sessions", "%d must not be negative", c.HSMMaxSessions)
+	}
+	if c.StoreConnectTimeout < time.Second || c.StoreConnectTimeout > time.Hour {
+		bad("store-connect-timeout", "%s must be between 1s and 1h", c.StoreConnectTimeout)
 	}
 	if host, port, err := net.SplitHostPort(c.Listen); err != nil {
 		bad("listen", "%q is not host:port (for example 127.0.0.1:8443)", c.Listen)

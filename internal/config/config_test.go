@@ -90,3 +90,66 @@ func TestCredentialsRoundTrip(t *testing.T) {
 		t.Errorf("ReadCredentials() = %+v, %v; want %+v", got, err, want)
 	}
 }
+
+func TestValidateStore(t *testing.T) {
+	tests := []struct {
+		name, store, passwordFile string
+		timeout                   time.Duration
+		want                      string // "" when valid
+	}{
+		{"default bolt", StoreBolt, "", 30 * time.Second, ""},
+		{"postgres", "postgres://ck@db.example.com:5432/ck?sslmode=verify-full", "/run/secrets/pg", 30 * time.Second, ""},
+		{"postgresql scheme", "postgresql://ck@db/ck", "", time.Minute, ""},
+		{"unknown kind", "mysql://ck:hunter2@db/ck", "", 30 * time.Second, "store: must be bolt or a postgres:// URL"},
+		{"empty", "", "", 30 * time.Second, "store: must be bolt"},
+		{"no host", "postgres:///ck", "", 30 * time.Second, "store: is not a valid URL"},
+		{"bad URL hides its password", "postgres://ck:hunter2@db:port/ck", "", 30 * time.Second, "store: is not a valid URL"},
+		{"password file with bolt", StoreBolt, "/run/secrets/pg", 30 * time.Second, "store-password-file: is set, but store is bolt"},
+		{"timeout too short", StoreBolt, "", 0, "store-connect-timeout: 0s must be between 1s and 1h"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := Default()
+			c.DataDir = t.TempDir()
+			c.Store, c.StorePasswordFile, c.StoreConnectTimeout = tc.store, tc.passwordFile, tc.timeout
+			if err := c.Complete(); err != nil {
+				t.Fatal(err)
+			}
+			err := c.Validate()
+			switch {
+			case tc.want == "" && err != nil:
+				t.Errorf("Validate() err = %v, want nil", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Errorf("Validate() err = %v, want it to mention %q", err, tc.want)
+			case err != nil && strings.Contains(err.Error(), "hunter2"):
+				t.Errorf("Validate() err = %v holds the password", err)
+			}
+		})
+	}
+}
+
+func TestStoreFromFile(t *testing.T) {
+	t.Setenv("CK_TEST_PGHOST", "db.internal")
+	dir := t.TempDir()
+	path := filepath.Join(dir, "c.yaml")
+	body := "store: postgres://ck@${CK_TEST_PGHOST}/ck\nstore-password-file: pg.pass\nstore-connect-timeout: 2m\n"
+	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := Default()
+	if err := c.LoadFile(path); err != nil {
+		t.Fatalf("LoadFile() err = %v", err)
+	}
+	if err := c.Complete(); err != nil {
+		t.Fatal(err)
+	}
+	if !c.StoreIsPostgres() || c.Store != "postgres://ck@db.internal/ck" || c.StoreConnectTimeout != 2*time.Minute {
+		t.Errorf("store settings = %q, %v; want the expanded URL and 2m", c.Store, c.StoreConnectTimeout)
+	}
+	if !filepath.IsAbs(c.StorePasswordFile) {
+		t.Errorf("StorePasswordFile = %q, want an absolute path after Complete", c.StorePasswordFile)
+	}
+	if Default().StoreIsPostgres() {
+		t.Error("Default().StoreIsPostgres() = true, want the embedded store by default")
+	}
+}

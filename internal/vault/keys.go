@@ -14,9 +14,10 @@ import (
 	"github.com/customerkey/customerkey/internal/jwk"
 )
 
-// Key types (kty). Only the software types RSA and EC can be created or
-// imported for now: the -HSM types need a premium vault and an HSM backend,
-// and oct keys exist only on Managed HSM.
+// Key types (kty). RSA and EC keys are software-protected: their private
+// keys are kept in the store (encrypted by the barrier). RSA-HSM and EC-HSM
+// keys live in the HSM (see HSM) and need a premium vault; oct keys exist
+// only on Managed HSM.
 const (
 	KeyTypeRSA    = "RSA"
 	KeyTypeRSAHSM = "RSA-HSM"
@@ -91,6 +92,9 @@ type KeyAttributes struct {
 	Updated   time.Time
 	// Exportable is always false: key release is not supported.
 	Exportable bool
+	// HSMPlatform is "2" for a version whose private key lives in the HSM
+	// and "0" for a software-protected one, as Key Vault reports it.
+	HSMPlatform string
 	// RecoveryLevel and RecoverableDays come from the vault's settings and
 	// its subscription's protection (see RecoveryLevel).
 	RecoveryLevel   string
@@ -138,7 +142,7 @@ type KeyPage struct {
 
 // KeySpec is the body of CreateKey.
 type KeySpec struct {
-	Type string // RSA or EC (RSA-HSM and EC-HSM are refused, see CreateKey)
+	Type string // RSA, EC, RSA-HSM or EC-HSM (the -HSM types in premium vaults with an HSM)
 	// Size is the RSA modulus length: 2048 (default), 3072 or 4096.
 	Size int
 	// PublicExponent is 0 or 65537.
@@ -146,7 +150,8 @@ type KeySpec struct {
 	// Curve is the EC curve: P-256 (default), P-384, P-521 or P-256K.
 	Curve string
 	// Ops nil means the defaults of the type: all six RSA operations, or
-	// sign and verify for EC.
+	// sign and verify for EC. ["import"] alone makes an RSA-HSM key a key
+	// exchange key for Bring Your Own Key (see ImportKey).
 	Ops        []string
 	Enabled    *bool // default true
 	NotBefore  *time.Time
@@ -157,8 +162,10 @@ type KeySpec struct {
 
 // KeyImport is the body of ImportKey.
 type KeyImport struct {
-	// Key holds the private parts of an RSA or EC key. Its key_ops are
-	// kept (validated against the type); none given means the defaults.
+	// Key holds the private parts of an RSA or EC key, or, for Bring Your
+	// Own Key, a key transfer blob in T (key_hsm) with kty RSA-HSM. Its
+	// key_ops are kept (validated against the type); none given means the
+	// defaults.
 	Key jwk.Key
 	// HSM asks for an HSM-protected key (the wire's "Hsm"), like a -HSM kty.
 	HSM        bool
@@ -188,12 +195,16 @@ type KeyUpdate struct {
 //
 //	vault/data/{uid}/key/{name}            -> keyRecord (JSON): a live key: latest version, rotation policy
 //	vault/data/{uid}/deleted/{name}        -> keyRecord (JSON): a soft-deleted key, with its deletion
-//	vault/data/{uid}/ver/{name}/{version}  -> versionRecord (JSON): attributes, tags, ops, public JWK
+//	vault/data/{uid}/ver/{name}/{version}  -> versionRecord (JSON): attributes, tags, ops, public JWK,
+//	                                          and for an -HSM version the HSM object's id
 //	vault/data/{uid}/mat/{name}/{version}  -> the private key, as kcrypto.MarshalPrivate bytes
+//	                                          (software versions only: HSM keys never leave the HSM)
 //	vault/kdue/{unixnano:019}/{vault}/{uid}/{p|r}/{name} -> ""  a scheduled purge (p) of a deleted
 //	                                          key or a due automatic rotation (r), for SweepKeys
 //	vault/secret/backup                    -> 32 random bytes: the service-wide secret the
 //	                                          per-subscription backup keys derive from
+//	vault/hsmgc/{object id hex}            -> ""  an HSM object of a purged version, destroyed
+//	                                          after the purge commits (collectHSM)
 //
 // A key is either under key/ or under deleted/, never both; its versions
 // stay put when it is deleted and recovered. The latest version is a
@@ -208,6 +219,7 @@ type KeyUpdate struct {
 const (
 	kKeyDue       = pfx + "kdue/"
 	kBackupSecret = pfx + "secret/backup"
+	kHSMGarbage   = pfx + "hsmgc/"
 )
 
 func keyKey(uid, name string) string      { return dataPrefix(uid) + "key/" + fold(name) }
@@ -279,6 +291,22 @@ type versionRecord struct {
 	// authoritative).
 	Public    jwk.Key     `json:"public"`
 	CreatedBy audit.Actor `json:"createdBy"`
+	// HSM names the HSM object of an -HSM version; the version then has no
+	// material record.
+	HSM *hsmRef `json:"hsm,omitempty"`
+}
+
+// hsmRef names the object holding an -HSM version's private key in the HSM.
+type hsmRef struct {
+	ID []byte `json:"id"` // CKA_ID
+}
+
+// hsmPlatform is attributes.hsmPlatform of a version.
+func (m versionRecord) hsmPlatform() string {
+	if m.HSM != nil {
+		return "2"
+	}
+	return "0"
 }
 
 func cloneTags(t map[string]string) map[string]string {
@@ -352,21 +380,31 @@ func checkKeyName(name string) error {
 	return nil
 }
 
-// keyOpsByType lists the operations each software type supports, in the
-// order AKV returns its defaults.
+// keyOpsByType lists the operations each type supports; the six (or two)
+// first are, in the order AKV returns them, the defaults of the type.
 var keyOpsByType = map[string][]string{
-	KeyTypeRSA: {OpEncrypt, OpDecrypt, OpSign, OpVerify, OpWrapKey, OpUnwrapKey},
-	KeyTypeEC:  {OpSign, OpVerify},
+	KeyTypeRSA:    {OpEncrypt, OpDecrypt, OpSign, OpVerify, OpWrapKey, OpUnwrapKey},
+	KeyTypeEC:     {OpSign, OpVerify},
+	KeyTypeRSAHSM: {OpEncrypt, OpDecrypt, OpSign, OpVerify, OpWrapKey, OpUnwrapKey, OpImport},
+	KeyTypeECHSM:  {OpSign, OpVerify},
 }
 
 var allKeyOps = []string{OpEncrypt, OpDecrypt, OpSign, OpVerify, OpWrapKey, OpUnwrapKey, OpImport, OpExport}
 
+// baseType is the software type of kty: RSA for RSA-HSM, EC for EC-HSM.
+func baseType(kty string) string { return strings.TrimSuffix(kty, "-HSM") }
+
+// isKEK reports whether ops make a key exchange key: import, alone.
+func isKEK(ops []string) bool { return slices.Contains(ops, OpImport) }
+
 // checkOps validates ops for kty and returns them canonically spelled and
-// without duplicates; nil gives the type's defaults.
+// without duplicates; nil gives the type's defaults. import is allowed for
+// RSA-HSM only, and alone: the HSM object of a key exchange key can unwrap
+// transfer blobs and do nothing else.
 func checkOps(kty string, ops []string) ([]string, error) {
 	allowed := keyOpsByType[kty]
 	if ops == nil {
-		return slices.Clone(allowed), nil
+		return slices.Clone(keyOpsByType[baseType(kty)]), nil
 	}
 	out := make([]string, 0, len(ops))
 	for _, o := range ops {
@@ -390,6 +428,10 @@ func checkOps(kty string, ops []string) ([]string, error) {
 		if !slices.Contains(out, c) {
 			out = append(out, c)
 		}
+	}
+	if isKEK(out) && len(out) > 1 {
+		return nil, errBadParameter("A key exchange key has the key operation 'import' alone (it unwraps Bring Your " +
+			"Own Key transfer blobs and nothing else); give key_ops [\"import\"], or leave 'import' out.")
 	}
 	return out, nil
 }
@@ -443,15 +485,29 @@ func errExportable() error {
 		"service: leave exportable out or false.")
 }
 
-// checkHSM refuses HSM-protected keys, with a message for the vault's SKU.
-func checkHSM(v Vault, kty string) error {
+// checkHSM says whether an HSM-protected key of type kty may be made in v:
+// a premium vault, on a service whose HSM is configured and running.
+func (s *Service) checkHSM(v Vault, kty string) error {
 	if v.SKU.Name != Premium {
 		return errBadParameter("HSM-protected keys (%s) need a premium vault: vault '%s' is standard. Create the key "+
-			"as %s, or use a premium vault.", kty, v.Name, strings.TrimSuffix(kty, "-HSM"))
+			"as %s, or use a premium vault.", kty, v.Name, baseType(kty))
 	}
-	return errkind.Errorf(errkind.FailedPrecondition, "HSM-protected keys (%s) are not available yet: the HSM backend "+
-		"(PKCS#11) of this service is not configured. Create the key as %s (software-protected) for now.",
-		kty, strings.TrimSuffix(kty, "-HSM")).WithCode("HSMNotConfigured")
+	return s.hsmReady()
+}
+
+// hsmReady says why the HSM cannot be used, if it cannot.
+func (s *Service) hsmReady() error {
+	switch {
+	case s.hsm != nil:
+		return nil
+	case s.hsmErr != nil:
+		return errkind.Wrap(errkind.Unavailable, "HSM-protected keys are unavailable: the HSM of this service failed "+
+			"to start ("+errkind.Public(s.hsmErr)+"). Software-protected keys and standard vaults are not affected; "+
+			"the operator must fix the HSM configuration and restart the service.", s.hsmErr).WithCode("HSMUnavailable")
+	}
+	return errkind.New(errkind.FailedPrecondition, "HSM-protected keys (RSA-HSM, EC-HSM) are not available: the HSM "+
+		"backend (PKCS#11) of this service is not configured (hsm-module, hsm-token, hsm-pin-file). Create the key "+
+		"as RSA or EC (software-protected), or ask the operator to configure the HSM.").WithCode("HSMNotConfigured")
 }
 
 // Allowed RSA sizes and EC curves.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/customerkey/customerkey/internal/directory"
 	"github.com/customerkey/customerkey/internal/errkind"
+	"github.com/customerkey/customerkey/internal/hsm"
 	"github.com/customerkey/customerkey/internal/jwk"
 	"github.com/customerkey/customerkey/internal/kcrypto"
 	"github.com/customerkey/customerkey/internal/secret"
@@ -36,6 +37,12 @@ import (
 // bytes). A blob therefore restores only into a vault of the same
 // subscription (Azure's rule for key backups), on any vault of it, and any
 // change to it is detected.
+//
+// The private key of an -HSM version never leaves the HSM in the clear:
+// the payload holds it wrapped under the HSM's backup key (an AES key in
+// the token that never leaves it) and names that key, so the blob restores
+// only where that HSM is, as a new HSM object; elsewhere it is refused
+// before anything is stored.
 const (
 	backupMagic   = "CKKB"
 	backupFormat1 = 0x01
@@ -58,6 +65,9 @@ type backupPayload struct {
 type backupVersion struct {
 	Meta     versionRecord `json:"meta"`
 	Material []byte        `json:"material"`
+	// HSMBackupKey, for an -HSM version, is the id of the HSM backup key
+	// Material is wrapped under.
+	HSMBackupKey []byte `json:"hsmBackupKey,omitempty"`
 }
 
 func (p *backupPayload) wipe() {
@@ -130,8 +140,9 @@ func (s *Service) backupKeys(ctx context.Context, sub string) (cipher.AEAD, []by
 }
 
 // BackupKey returns a blob holding every version of the live key name
-// (attributes, tags, operations, rotation policy and private keys), sealed
-// so that it restores only into a vault of the same subscription.
+// (attributes, tags, operations, rotation policy and private keys, those
+// of -HSM versions wrapped by the HSM), sealed so that it restores only into
+// a vault of the same subscription.
 func (s *Service) BackupKey(ctx context.Context, vault, name string) ([]byte, error) {
 	v, _, err := s.keyVault(ctx, vault)
 	if err != nil {
@@ -159,6 +170,10 @@ func (s *Service) BackupKey(ctx context.Context, vault, name string) ([]byte, er
 			if err := json.Unmarshal(e.Value, &meta); err != nil {
 				return fmt.Errorf("vault: decoding %s: %w", e.Key, err)
 			}
+			if meta.HSM != nil {
+				p.Versions = append(p.Versions, backupVersion{Meta: meta}) // wrapped by the HSM below
+				continue
+			}
 			m, err := tx.Get(matKey(v.UID, name, meta.Version))
 			if err != nil {
 				return fmt.Errorf("vault: the private key of %s/%s: %w", name, meta.Version, err)
@@ -169,6 +184,19 @@ func (s *Service) BackupKey(ctx context.Context, vault, name string) ([]byte, er
 	})
 	if err != nil {
 		return nil, err
+	}
+	for i := range p.Versions {
+		bv := &p.Versions[i]
+		if bv.Meta.HSM == nil {
+			continue
+		}
+		if err := s.hsmReady(); err != nil {
+			return nil, err
+		}
+		if bv.HSMBackupKey, bv.Material, err = s.hsm.BackupWrap(ctx, bv.Meta.HSM.ID); err != nil {
+			return nil, err
+		}
+		bv.Meta.HSM = nil // the object id means nothing to a restore, which makes a new object
 	}
 	plain, err := json.Marshal(p)
 	if err != nil {
@@ -242,6 +270,17 @@ func checkBackup(p *backupPayload) error {
 		if _, err := checkOps(m.Type, m.Ops); err != nil {
 			return bad("bad key operations")
 		}
+		if m.Type != baseType(m.Type) {
+			if _, err := m.Public.Public(); err != nil || m.Public.Kty != baseType(m.Type) ||
+				len(p.Versions[i].Material) == 0 || len(p.Versions[i].HSMBackupKey) == 0 {
+				return bad("an HSM key without its wrapped key or public key")
+			}
+			m.Name, m.HSM = p.Name, nil
+			continue
+		}
+		if len(p.Versions[i].HSMBackupKey) > 0 {
+			return bad("a software key that names an HSM backup key")
+		}
 		k, err := kcrypto.ParsePrivate(p.Versions[i].Material)
 		if err != nil {
 			return bad("a private key that does not parse")
@@ -269,9 +308,11 @@ func checkBackup(p *backupPayload) error {
 // RestoreKey restores a blob made by BackupKey into vault, which must be in
 // the subscription the backup was made in: the key gets all its versions
 // back with the same version ids, attributes, tags and rotation policy;
-// its kid host becomes this vault's. It is refused (Conflict) when a key of
-// that name exists here, live or soft-deleted, and (Invalid, BadParameter)
-// when the blob is damaged or of another subscription.
+// its kid host becomes this vault's; -HSM versions become new objects in
+// the HSM. It is refused (Conflict) when a key of that name exists here,
+// live or soft-deleted, and (Invalid, BadParameter) when the blob is
+// damaged, of another subscription, or holds HSM keys of another HSM
+// deployment.
 func (s *Service) RestoreKey(ctx context.Context, c directory.Caller, vault string, blob []byte) (Key, error) {
 	v, st, err := s.keyVaultFresh(ctx, vault)
 	if err != nil {
@@ -286,20 +327,28 @@ func (s *Service) RestoreKey(ctx context.Context, c directory.Caller, vault stri
 		return Key{}, err
 	}
 	name := p.Name
+	// Refuse a taken name before the HSM makes objects for nothing; the
+	// transaction checks again.
+	if err := s.store.View(ctx, func(tx storage.Tx) error { return nameFree(tx, v, name) }); err != nil {
+		return Key{}, err
+	}
+	created, err := s.restoreHSM(ctx, &p)
+	if err != nil {
+		return Key{}, err
+	}
+	stored := false
+	defer func() {
+		if !stored && len(created) > 0 {
+			s.discardHSM(ctx, created...)
+		}
+	}()
 	var latest versionRecord
 	err = s.store.Update(ctx, func(tx storage.Tx) error {
 		if err := sameVault(tx, v); err != nil {
 			return err
 		}
-		for _, k := range []string{keyKey(v.UID, name), delKeyKey(v.UID, name)} {
-			if _, err := tx.Get(k); err == nil {
-				return errkind.Errorf(errkind.Conflict, "A key named '%s' already exists in vault '%s' (live or in a "+
-					"deleted but recoverable state); a backup can be restored only under a free name: recover or "+
-					"purge the deleted key, or restore into another vault of the subscription.", name, v.Name).
-					WithCode("Conflict")
-			} else if !isNotFound(err) {
-				return err
-			}
+		if err := nameFree(tx, v, name); err != nil {
+			return err
 		}
 		rec := keyRecord{Name: name, Latest: fold(p.Latest), Created: p.Created}
 		if p.Policy != nil {
@@ -312,8 +361,10 @@ func (s *Service) RestoreKey(ctx context.Context, c directory.Caller, vault stri
 			if err := storage.PutJSON(tx, verKey(v.UID, name, m.Version), m, storage.MustNotExist); err != nil {
 				return err
 			}
-			if _, err := tx.Put(matKey(v.UID, name, m.Version), bv.Material, storage.MustNotExist); err != nil {
-				return err
+			if m.HSM == nil {
+				if _, err := tx.Put(matKey(v.UID, name, m.Version), bv.Material, storage.MustNotExist); err != nil {
+					return err
+				}
 			}
 			if m.Version == rec.Latest {
 				latest = m
@@ -334,6 +385,51 @@ func (s *Service) RestoreKey(ctx context.Context, c directory.Caller, vault stri
 	if err != nil {
 		return Key{}, err
 	}
+	stored = true
 	s.keys.forgetKey(nameKey{uid: v.UID, name: fold(name)}, false)
 	return bundle(v, st, name, latest), nil
+}
+
+// nameFree refuses a restore under a name taken in v, live or deleted.
+func nameFree(tx storage.Tx, v Vault, name string) error {
+	for _, k := range []string{keyKey(v.UID, name), delKeyKey(v.UID, name)} {
+		if _, err := tx.Get(k); err == nil {
+			return errkind.Errorf(errkind.Conflict, "A key named '%s' already exists in vault '%s' (live or in a "+
+				"deleted but recoverable state); a backup can be restored only under a free name: recover or "+
+				"purge the deleted key, or restore into another vault of the subscription.", name, v.Name).
+				WithCode("Conflict")
+		} else if !isNotFound(err) {
+			return err
+		}
+	}
+	return nil
+}
+
+// restoreHSM unwraps the -HSM versions of p into new HSM objects and
+// records their ids in the versions; it returns the ids, for the caller to
+// destroy if storing fails. Nothing is left in the HSM when it fails.
+func (s *Service) restoreHSM(ctx context.Context, p *backupPayload) ([][]byte, error) {
+	var created [][]byte
+	for i := range p.Versions {
+		bv := &p.Versions[i]
+		m := &bv.Meta
+		if m.Type == baseType(m.Type) {
+			continue
+		}
+		err := s.hsmReady()
+		var k hsm.Key
+		if err == nil {
+			pub, _ := m.Public.Public() // checkBackup parsed it
+			k, err = s.hsm.BackupUnwrap(ctx, bv.HSMBackupKey, bv.Material, baseType(m.Type), usageOf(m.Ops), pub)
+		}
+		if err != nil {
+			if len(created) > 0 {
+				s.discardHSM(ctx, created...)
+			}
+			return nil, err
+		}
+		created = append(created, k.ID)
+		m.HSM = &hsmRef{ID: k.ID}
+	}
+	return created, nil
 }

@@ -64,6 +64,13 @@ type cachedLatest struct {
 	at      time.Time
 }
 
+// privateKey is what a cached version operates with: a parsed software key
+// (a crypto.Signer) or, for an -HSM version, an *hsmKey naming the HSM
+// object.
+type privateKey interface {
+	Public() crypto.PublicKey
+}
+
 // cachedVersion is a parsed key version. meta and at are guarded by the
 // cache's mutex; signer is set once and wiped only when the entry is gone
 // and refs is zero.
@@ -71,7 +78,7 @@ type cachedVersion struct {
 	key     verCacheKey
 	meta    versionRecord
 	at      time.Time
-	signer  crypto.Signer
+	signer  privateKey
 	refs    int
 	evicted bool
 	elem    *list.Element
@@ -204,14 +211,14 @@ func (c *keyCache) refresh(gen uint64, e *cachedVersion, meta versionRecord, lat
 // signer, like refresh. It returns the entry with a reference the caller
 // must release. When another fill cached the version meanwhile, that entry
 // is returned and signer is wiped.
-func (c *keyCache) put(gen uint64, k verCacheKey, meta versionRecord, signer crypto.Signer, latest bool, at time.Time) *cachedVersion {
+func (c *keyCache) put(gen uint64, k verCacheKey, meta versionRecord, signer privateKey, latest bool, at time.Time) *cachedVersion {
 	c.mu.Lock()
 	at = c.stamp(gen, at)
 	if latest {
 		makeRoom(c.latest, c.max)
 		c.latest[k.nameKey] = cachedLatest{version: k.version, at: at}
 	}
-	var wipe []crypto.Signer
+	var wipe []privateKey
 	var e *cachedVersion
 	if el, ok := c.versions[k]; ok {
 		e = el.Value.(*cachedVersion)
@@ -245,7 +252,7 @@ func (c *keyCache) put(gen uint64, k verCacheKey, meta versionRecord, signer cry
 
 // evictLocked removes e from the cache and returns its signer when it can
 // be wiped now (no operation holds it).
-func (c *keyCache) evictLocked(e *cachedVersion) crypto.Signer {
+func (c *keyCache) evictLocked(e *cachedVersion) privateKey {
 	if e.evicted {
 		return nil
 	}
@@ -284,7 +291,7 @@ func (c *keyCache) drop(k nameKey, purge, bump bool) uint64 {
 	}
 	gen := c.gen
 	delete(c.latest, k)
-	var wipe []crypto.Signer
+	var wipe []privateKey
 	for _, e := range c.byName[k] {
 		if purge {
 			if s := c.evictLocked(e); s != nil {
@@ -319,7 +326,7 @@ func (c *keyCache) forgetVault(name string) {
 func (c *keyCache) dropUID(uid string) {
 	c.mu.Lock()
 	c.gen++
-	var wipe []crypto.Signer
+	var wipe []privateKey
 	for k, names := range c.byName {
 		if k.uid != uid {
 			continue
@@ -354,8 +361,9 @@ func makeRoom[K comparable, V any](m map[K]V, max int) {
 // key holds an internal crypto/internal/fips140/rsa form after Precompute,
 // and an ECDSA key an internal encoding of its scalar): those live until
 // the garbage collector reclaims the key. Key material in memory is
-// therefore bounded in time by the cache, not erased byte for byte.
-func wipeSigner(k crypto.Signer) {
+// therefore bounded in time by the cache, not erased byte for byte. An
+// *hsmKey holds no secret and needs nothing.
+func wipeSigner(k privateKey) {
 	switch k := k.(type) {
 	case nil:
 	case interface{ Wipe() }:

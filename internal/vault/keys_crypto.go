@@ -2,6 +2,7 @@ package vault
 
 import (
 	"context"
+	"crypto"
 	"slices"
 	"strings"
 	"time"
@@ -63,12 +64,12 @@ func canonAlg(alg string, valid []string) (string, bool) {
 // checkAlg checks that alg suits op on version m and returns it canonical.
 func checkAlg(m versionRecord, op, alg string) (string, error) {
 	var valid []string
-	switch {
-	case m.Type == KeyTypeRSA && (op == OpSign || op == OpVerify):
+	switch base := baseType(m.Type); {
+	case base == KeyTypeRSA && (op == OpSign || op == OpVerify):
 		valid = rsaSignAlgs
-	case m.Type == KeyTypeRSA:
+	case base == KeyTypeRSA:
 		valid = rsaEncAlgs
-	case m.Type == KeyTypeEC && (op == OpSign || op == OpVerify):
+	case base == KeyTypeEC && (op == OpSign || op == OpVerify):
 		valid = []string{ecSignAlg[m.Curve]}
 	}
 	if alg == "" {
@@ -77,8 +78,8 @@ func checkAlg(m versionRecord, op, alg string) (string, error) {
 	c, ok := canonAlg(alg, valid)
 	if !ok {
 		kind := m.Type
-		if m.Type == KeyTypeEC {
-			kind = "EC " + m.Curve
+		if baseType(m.Type) == KeyTypeEC {
+			kind = m.Type + " " + m.Curve
 		}
 		if len(valid) == 0 {
 			return "", errBadParameter("Operation %s is not supported by %s keys.", op, kind)
@@ -177,7 +178,12 @@ func (s *Service) decrypt(ctx context.Context, op, vault, name, version, alg str
 		return PlainResult{}, err
 	}
 	defer s.keys.release(e)
-	pt, err := kcrypto.Decrypt(e.signer, alg, ciphertext)
+	var pt secret.Bytes
+	if k, ok := e.signer.(*hsmKey); ok {
+		pt, err = s.hsmDecrypt(ctx, k, alg, ciphertext)
+	} else {
+		pt, err = kcrypto.Decrypt(e.signer.(crypto.Signer), alg, ciphertext)
+	}
 	if err != nil {
 		return PlainResult{}, opErr(op, err)
 	}
@@ -222,7 +228,12 @@ func (s *Service) Sign(ctx context.Context, vault, name, version, alg string, di
 	if err := checkDigest(alg, digest); err != nil {
 		return OpResult{}, err
 	}
-	sig, err := kcrypto.Sign(e.signer, alg, digest, s.rand)
+	var sig []byte
+	if k, ok := e.signer.(*hsmKey); ok {
+		sig, err = s.hsmSign(ctx, k, alg, digest)
+	} else {
+		sig, err = kcrypto.Sign(e.signer.(crypto.Signer), alg, digest, s.rand)
+	}
 	if err != nil {
 		return OpResult{}, opErr(OpSign, err)
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/customerkey/customerkey/internal/audit"
 	"github.com/customerkey/customerkey/internal/directory"
 	"github.com/customerkey/customerkey/internal/errkind"
+	"github.com/customerkey/customerkey/internal/hsm"
 	"github.com/customerkey/customerkey/internal/jwk"
 	"github.com/customerkey/customerkey/internal/kcrypto"
 	"github.com/customerkey/customerkey/internal/secret"
@@ -130,7 +131,8 @@ func ref(v Vault, name, ver string) KeyRef {
 
 func attributes(m versionRecord, level string, days int) KeyAttributes {
 	return KeyAttributes{Enabled: m.Enabled, NotBefore: cloneTime(m.NotBefore), Expires: cloneTime(m.Expires),
-		Created: m.Created, Updated: m.Updated, Exportable: m.Exportable, RecoveryLevel: level, RecoverableDays: days}
+		Created: m.Created, Updated: m.Updated, Exportable: m.Exportable, RecoveryLevel: level, RecoverableDays: days,
+		HSMPlatform: m.hsmPlatform()}
 }
 
 func properties(v Vault, st cachedSub, name string, m versionRecord) KeyProperties {
@@ -236,6 +238,9 @@ func (s *Service) version(ctx context.Context, v Vault, name, version string) (*
 			return nil
 		}
 		needMat = true
+		if meta.HSM != nil {
+			return nil // the private key is in the HSM; the record names it
+		}
 		e, err := tx.Get(matKey(v.UID, name, want))
 		if err != nil {
 			return fmt.Errorf("vault: the private key of %s/%s: %w", name, want, err)
@@ -256,8 +261,13 @@ func (s *Service) version(ctx context.Context, v Vault, name, version string) (*
 		return held, meta, nil
 	}
 	s.keys.release(held)
-	signer, err := kcrypto.ParsePrivate(mat)
-	secret.Wipe(mat)
+	var signer privateKey
+	if meta.HSM != nil {
+		signer, err = hsmKeyOf(meta)
+	} else {
+		signer, err = kcrypto.ParsePrivate(mat)
+		secret.Wipe(mat)
+	}
 	if err != nil {
 		return nil, versionRecord{}, fmt.Errorf("vault: parsing the private key of %s/%s: %w", name, meta.Version, err)
 	}
@@ -298,10 +308,12 @@ func (s *Service) generate(kty string, size int, crv string) (crypto.Signer, err
 	return nil, errBadParameter("The key type '%s' is not valid; use RSA or EC.", kty)
 }
 
-// newVersion is a version about to be added, with its private key.
+// newVersion is a version about to be added, with its private key: a
+// software key in signer, or the HSM object made for it in hsm.
 type newVersion struct {
 	meta   versionRecord
 	signer crypto.Signer
+	hsm    *hsm.Key
 }
 
 // prepare validates the attributes common to create and import and fills
@@ -329,10 +341,14 @@ func prepare(meta *versionRecord, enabled *bool, nbf, exp *time.Time, exportable
 
 // CreateKey creates key name in vault, or a new version of it when it
 // exists (the new version becomes the latest). Types: RSA (2048, 3072 or
-// 4096 bits) and EC (P-256, P-384, P-521, P-256K); RSA-HSM and EC-HSM are
-// refused (BadParameter on a standard vault; FailedPrecondition
-// "HSMNotConfigured" on a premium one until an HSM backend exists). A
-// soft-deleted name is Conflict "ObjectIsDeletedButRecoverable".
+// 4096 bits) and EC (P-256, P-384, P-521, P-256K), and the same as RSA-HSM
+// and EC-HSM, generated inside the HSM, in premium vaults (BadParameter on
+// a standard vault; FailedPrecondition "HSMNotConfigured" when the service
+// has no HSM, Unavailable "HSMUnavailable" when it failed to start). An
+// RSA-HSM key with key_ops ["import"] is a key exchange key for Bring Your
+// Own Key. The version is stored only once its HSM object exists, and the
+// object is destroyed if storing fails. A soft-deleted name is Conflict
+// "ObjectIsDeletedButRecoverable".
 func (s *Service) CreateKey(ctx context.Context, c directory.Caller, vault, name string, spec KeySpec) (Key, error) {
 	if err := checkKeyName(name); err != nil {
 		return Key{}, err
@@ -345,10 +361,10 @@ func (s *Service) CreateKey(ctx context.Context, c directory.Caller, vault, name
 	if err != nil {
 		return Key{}, err
 	}
-	if hsm {
-		return Key{}, checkHSM(v, spec.Type)
-	}
 	meta := versionRecord{Type: kty}
+	if hsm {
+		meta.Type = kty + "-HSM"
+	}
 	switch kty {
 	case KeyTypeRSA:
 		if spec.Curve != "" {
@@ -375,25 +391,44 @@ func (s *Service) CreateKey(ctx context.Context, c directory.Caller, vault, name
 			}
 		}
 	}
-	if meta.Ops, err = checkOps(kty, spec.Ops); err != nil {
+	if meta.Ops, err = checkOps(meta.Type, spec.Ops); err != nil {
 		return Key{}, err
 	}
 	if err := prepare(&meta, spec.Enabled, spec.NotBefore, spec.Expires, spec.Exportable, spec.Tags); err != nil {
 		return Key{}, err
 	}
-	signer, err := s.generate(kty, meta.Size, meta.Curve)
+	if hsm {
+		if err := s.checkHSM(v, meta.Type); err != nil {
+			return Key{}, err
+		}
+	}
+	nv, err := s.newKey(ctx, meta)
 	if err != nil {
 		return Key{}, err
 	}
-	return s.addVersion(ctx, c, v, st, name, newVersion{meta: meta, signer: signer}, addOptions{action: actKeyCreate})
+	return s.addVersion(ctx, c, v, st, name, nv, addOptions{action: actKeyCreate})
+}
+
+// newKey makes the private key of the new version meta: in the HSM for an
+// -HSM type, in software otherwise.
+func (s *Service) newKey(ctx context.Context, meta versionRecord) (newVersion, error) {
+	if meta.Type != baseType(meta.Type) {
+		k, err := s.generateHSM(ctx, meta)
+		return newVersion{meta: meta, hsm: k}, err
+	}
+	signer, err := s.generate(meta.Type, meta.Size, meta.Curve)
+	return newVersion{meta: meta, signer: signer}, err
 }
 
 // ImportKey stores the private key in.Key as a new version of key name in
 // vault (creating the key when needed). RSA keys must be 2048, 3072 or 4096
 // bits; EC keys on P-256, P-384, P-521 or P-256K. The key's key_ops are
 // kept (checked against its type); none given means the type's defaults.
-// An HSM key (a -HSM kty or in.HSM) is refused as in CreateKey. The caller
-// still owns in.Key and should Wipe it.
+// An HSM key (a -HSM kty or in.HSM) is copied into the HSM, which keeps it
+// from then on, with the rules of CreateKey. With a key transfer blob in
+// in.Key.T (key_hsm, Bring Your Own Key) the target key is unwrapped inside
+// the HSM with the vault's key exchange key the blob names, and is never in
+// the clear on the way. The caller still owns in.Key and should Wipe it.
 func (s *Service) ImportKey(ctx context.Context, c directory.Caller, vault, name string, in KeyImport) (Key, error) {
 	if err := checkKeyName(name); err != nil {
 		return Key{}, err
@@ -406,8 +441,14 @@ func (s *Service) ImportKey(ctx context.Context, c directory.Caller, vault, name
 	if err != nil {
 		return Key{}, err
 	}
-	if hsm || in.HSM {
-		return Key{}, checkHSM(v, kty+"-HSM")
+	if len(in.Key.T) > 0 {
+		return s.importTransfer(ctx, c, v, st, name, kty, in)
+	}
+	hsm = hsm || in.HSM
+	if hsm {
+		if err := s.checkHSM(v, kty+"-HSM"); err != nil {
+			return Key{}, err
+		}
 	}
 	if !in.Key.HasPrivate() {
 		return Key{}, errBadParameter("The key to import has no private part: import needs the private key (d and the " +
@@ -456,7 +497,19 @@ func (s *Service) ImportKey(ctx context.Context, c directory.Caller, vault, name
 		wipeSigner(signer)
 		return Key{}, err
 	}
-	return s.addVersion(ctx, c, v, st, name, newVersion{meta: meta, signer: signer}, addOptions{action: actKeyImport})
+	if !hsm {
+		return s.addVersion(ctx, c, v, st, name, newVersion{meta: meta, signer: signer}, addOptions{action: actKeyImport})
+	}
+	defer wipeSigner(signer) // the HSM keeps its own copy
+	meta.Type = kty + "-HSM"
+	if isKEK(meta.Ops) {
+		return Key{}, errBadParameter("A key exchange key must be created in the vault, not imported.")
+	}
+	k, err := s.hsm.ImportKey(ctx, signer, usageOf(meta.Ops))
+	if err != nil {
+		return Key{}, err
+	}
+	return s.addVersion(ctx, c, v, st, name, newVersion{meta: meta, hsm: &k}, addOptions{action: actKeyImport})
 }
 
 // addOptions say how addVersion adds a version.
@@ -472,21 +525,36 @@ var errNotDue = errors.New("vault: the rotation is no longer due")
 
 // addVersion stores nv as the new latest version of key name: created when
 // missing unless o.mustExist. It takes ownership of nv.signer, which ends up
-// in the cache (or wiped).
+// in the cache (or wiped), and of nv.hsm, the HSM object of an -HSM
+// version, which is destroyed when the version cannot be stored: a key is
+// visible only once its HSM object exists, and no object outlives a
+// failed create.
 func (s *Service) addVersion(ctx context.Context, c directory.Caller, v Vault, st cachedSub, name string, nv newVersion,
 	o addOptions) (Key, error) {
-	signer := nv.signer
+	var priv privateKey = nv.signer
+	var mat secret.Bytes
+	if nv.hsm != nil {
+		priv = &hsmKey{id: nv.hsm.ID, pub: nv.hsm.Public}
+		nv.meta.HSM = &hsmRef{ID: nv.hsm.ID}
+	}
+	stored := false
 	defer func() {
-		if signer != nil {
-			wipeSigner(signer)
+		switch {
+		case stored:
+		case nv.hsm != nil:
+			s.discardHSM(ctx, nv.hsm.ID)
+		default:
+			wipeSigner(priv)
 		}
 	}()
-	mat, err := kcrypto.MarshalPrivate(nv.signer)
-	if err != nil {
-		return Key{}, err
+	if nv.hsm == nil {
+		var err error
+		if mat, err = kcrypto.MarshalPrivate(nv.signer); err != nil {
+			return Key{}, err
+		}
+		defer mat.Wipe()
 	}
-	defer mat.Wipe()
-	pub, err := jwk.FromPublic("", nv.signer.Public(), nil)
+	pub, err := jwk.FromPublic("", priv.Public(), nil)
 	if err != nil {
 		return Key{}, err
 	}
@@ -535,8 +603,10 @@ func (s *Service) addVersion(ctx context.Context, c directory.Caller, v Vault, s
 		if err := storage.PutJSON(tx, verKey(v.UID, name, meta.Version), meta, storage.MustNotExist); err != nil {
 			return err
 		}
-		if _, err := tx.Put(matKey(v.UID, name, meta.Version), mat.Reveal(), storage.MustNotExist); err != nil {
-			return err
+		if nv.hsm == nil {
+			if _, err := tx.Put(matKey(v.UID, name, meta.Version), mat.Reveal(), storage.MustNotExist); err != nil {
+				return err
+			}
 		}
 		if err := s.scheduleRotation(tx, v, &rec, meta); err != nil {
 			return err
@@ -549,11 +619,11 @@ func (s *Service) addVersion(ctx context.Context, c directory.Caller, v Vault, s
 	if err != nil {
 		return Key{}, err
 	}
+	stored = true
 	nk := nameKey{uid: v.UID, name: fold(name)}
 	gen := s.keys.forgetKey(nk, false)
 	// Warm the cache with the new version: the seed's next step uses it.
-	e := s.keys.put(gen, verCacheKey{nk, fold(meta.Version)}, meta, signer, true, s.now())
-	signer = nil
+	e := s.keys.put(gen, verCacheKey{nk, fold(meta.Version)}, meta, priv, true, s.now())
 	s.keys.release(e)
 	return bundle(v, st, rec.Name, meta), nil
 }
@@ -738,8 +808,13 @@ func (s *Service) UpdateKey(ctx context.Context, c directory.Caller, vault, name
 			return err
 		}
 		if u.Ops != nil {
+			was := isKEK(meta.Ops)
 			if meta.Ops, err = checkOps(meta.Type, u.Ops); err != nil {
 				return err
+			}
+			if was != isKEK(meta.Ops) {
+				return errBadParameter("The key operation 'import' can neither be added to nor removed from a key: " +
+					"the HSM fixed at creation whether the key is a key exchange key. Create a new key instead.")
 			}
 		}
 		if u.Enabled != nil {
@@ -843,6 +918,9 @@ func (s *Service) DeleteKey(ctx context.Context, c directory.Caller, vault, name
 		return Key{}, err
 	}
 	s.keys.forgetKey(nameKey{uid: v.UID, name: fold(name)}, !v.EnableSoftDelete)
+	if !v.EnableSoftDelete {
+		_, _ = s.collectHSM(ctx) // purged at once; leftovers go on the next SweepKeys
+	}
 	k := bundle(v, st, rec.Name, meta)
 	k.Deleted = deletion(rec.Deleted)
 	return k, nil
@@ -853,6 +931,9 @@ func (s *Service) purgeKeyTx(tx storage.Tx, v Vault, rec keyRecord) error {
 	for _, prefix := range []string{verPrefix(v.UID, rec.Name), matPrefix(v.UID, rec.Name)} {
 		entries, err := tx.List(prefix, "", 0)
 		if err != nil {
+			return err
+		}
+		if err := queueHSMTx(tx, entries, verPrefix(v.UID, rec.Name)); err != nil {
 			return err
 		}
 		for _, e := range entries {
@@ -1019,6 +1100,9 @@ func (s *Service) PurgeDeletedKey(ctx context.Context, c directory.Caller, vault
 		return err
 	}
 	s.keys.forgetKey(nameKey{uid: v.UID, name: fold(name)}, true)
+	// The purge is done; what the HSM still holds of it goes now, or, if
+	// the HSM is down, on the next SweepKeys.
+	_, _ = s.collectHSM(ctx)
 	return nil
 }
 

@@ -357,11 +357,11 @@ func (s *Service) rotate(ctx context.Context, c directory.Caller, v Vault, st ca
 	}
 	meta := versionRecord{Type: latest.Type, Size: latest.Size, Curve: latest.Curve, Ops: slices.Clone(latest.Ops),
 		Enabled: true, Tags: cloneTags(latest.Tags)}
-	signer, err := s.generate(meta.Type, meta.Size, meta.Curve)
+	nv, err := s.newKey(ctx, meta) // an -HSM key rotates to a new HSM object
 	if err != nil {
 		return Key{}, err
 	}
-	return s.addVersion(ctx, c, v, st, name, newVersion{meta: meta, signer: signer}, o)
+	return s.addVersion(ctx, c, v, st, name, nv, o)
 }
 
 // SweepKeys does the key work that is due: it purges soft-deleted keys
@@ -369,8 +369,11 @@ func (s *Service) rotate(ctx context.Context, c directory.Caller, v Vault, st ca
 // protection notwithstanding: they guard against an early purge, not the
 // scheduled one) and performs the automatic rotations their policies call
 // for. Both are audited as the system. A rotation waits while the vault is
-// soft-deleted or its subscription is not usable. It returns how many
-// purges and rotations it did; one failure does not stop the others.
+// soft-deleted or its subscription is not usable. Then it destroys the HSM
+// objects of purged -HSM versions that are still queued (those of vaults
+// purged by Sweep, and any the HSM could not destroy at purge time). It
+// returns how many purges and rotations it did; one failure does not stop
+// the others.
 func (s *Service) SweepKeys(ctx context.Context) (int, error) {
 	now := s.now()
 	var due []string
@@ -401,6 +404,9 @@ func (s *Service) SweepKeys(ctx context.Context) (int, error) {
 		if ok {
 			done++
 		}
+	}
+	if _, err := s.collectHSM(ctx); err != nil {
+		errs = append(errs, err)
 	}
 	return done, errors.Join(errs...)
 }

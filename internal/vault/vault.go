@@ -3,7 +3,9 @@
 // the keys inside a vault: their versions, attributes, soft delete,
 // backup and restore, rotation policies, and the key operations (encrypt,
 // decrypt, wrap, unwrap, sign, verify), served from a bounded in-memory
-// cache of parsed keys. It enforces every resource rule but authorizes
+// cache of parsed keys. Premium vaults keep the private keys of RSA-HSM and
+// EC-HSM keys in an HSM, reached through the interface HSM (the store holds
+// their object ids only). It enforces every resource rule but authorizes
 // nothing: the adapters decide with RBAC first and then call in.
 //
 // It owns the storage prefix "vault/" and records every change in the
@@ -13,8 +15,9 @@
 // and Locations, which package resources implements (it never imports
 // package resources itself); of its own level it imports directory only,
 // for Caller, System and IsGUID. Below that it uses errkind, secret,
-// kcrypto and jwk, the storage port, audit and resourceid. It must not
-// import net/http or any storage implementation.
+// kcrypto and jwk, the storage port, audit and resourceid, and hsm for the
+// types of the HSM interface. It must not import net/http or any storage
+// implementation.
 package vault
 
 import (
@@ -122,6 +125,12 @@ type Options struct {
 	// KeyCacheSize bounds the parsed key versions kept in memory. Zero
 	// means DefaultKeyCacheSize.
 	KeyCacheSize int
+	// HSM keeps the private keys of RSA-HSM and EC-HSM keys. nil refuses
+	// those types (HSMNotConfigured), or, when HSMError is set, answers
+	// them with HSMError: the HSM is configured but failed to start, and
+	// everything else keeps working.
+	HSM      HSM
+	HSMError error
 }
 
 // Service manages vaults. It is safe for concurrent use.
@@ -135,6 +144,8 @@ type Service struct {
 	vaultURI func(string) string
 	onPurge  func(context.Context, storage.Tx, Vault) error
 	keys     *keyCache
+	hsm      HSM
+	hsmErr   error
 }
 
 // New returns a Service. It panics when Store or Subscriptions is missing,
@@ -144,7 +155,7 @@ func New(o Options) *Service {
 		panic("vault: Options.Store and Options.Subscriptions are required")
 	}
 	s := &Service{store: o.Store, audit: o.Audit, subs: o.Subscriptions, locs: o.Locations,
-		now: o.Now, rand: o.Rand, vaultURI: o.VaultURI, onPurge: o.OnPurge}
+		now: o.Now, rand: o.Rand, vaultURI: o.VaultURI, onPurge: o.OnPurge, hsm: o.HSM, hsmErr: o.HSMError}
 	if s.now == nil {
 		s.now = time.Now
 	}

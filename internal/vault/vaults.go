@@ -772,7 +772,7 @@ func (s *Service) Purge(ctx context.Context, c directory.Caller, sub, loc, name 
 	}
 	defer s.keys.forgetVault(name)
 	defer s.keys.dropUID(v.UID)
-	return s.store.Update(ctx, func(tx storage.Tx) error {
+	err = s.store.Update(ctx, func(tx storage.Tx) error {
 		cur, _, err := deleted(tx, sub, loc, name)
 		if err != nil {
 			return err
@@ -782,6 +782,10 @@ func (s *Service) Purge(ctx context.Context, c directory.Caller, sub, loc, name 
 		}
 		return s.purgeTx(ctx, tx, c, cur, "")
 	})
+	if err == nil {
+		_, _ = s.collectHSM(ctx) // the vault's HSM keys; leftovers go on the next SweepKeys
+	}
+	return err
 }
 
 // purgeTx removes v, its indexes and everything under its data prefix.
@@ -791,6 +795,9 @@ func (s *Service) purgeTx(ctx context.Context, tx storage.Tx, c directory.Caller
 		return err
 	}
 	if err := dropKeyDueTx(tx, v, contents); err != nil {
+		return err
+	}
+	if err := queueHSMTx(tx, contents, dataPrefix(v.UID)+"ver/"); err != nil {
 		return err
 	}
 	for _, e := range contents {
