@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -58,8 +59,15 @@ func scratchStore(t *testing.T) string {
 func schemaURL(t *testing.T, schema string) string {
 	t.Helper()
 	base := os.Getenv(envPostgres)
-	pgExec(t, base, "CREATE SCHEMA IF NOT EXISTS "+schema)
-	t.Cleanup(func() { pgExec(t, base, "DROP SCHEMA IF EXISTS "+schema+" CASCADE") })
+	// The first caller owns the schema: a subtest asking again for the
+	// same data directory's store must not drop it when the subtest ends.
+	if _, taken := schemas.LoadOrStore(schema, true); !taken {
+		pgExec(t, base, "CREATE SCHEMA IF NOT EXISTS "+schema)
+		t.Cleanup(func() {
+			pgExec(t, base, "DROP SCHEMA IF EXISTS "+schema+" CASCADE")
+			schemas.Delete(schema)
+		})
+	}
 	u, err := url.Parse(base)
 	if err != nil {
 		t.Fatalf("%s is not a URL", envPostgres)
@@ -69,6 +77,9 @@ func schemaURL(t *testing.T, schema string) string {
 	u.RawQuery = q.Encode()
 	return u.String()
 }
+
+// schemas are the test schemas that exist now, by name.
+var schemas sync.Map
 
 func pgExec(t *testing.T, u, sql string) {
 	t.Helper()

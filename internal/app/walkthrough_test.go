@@ -14,6 +14,7 @@ import (
 	"github.com/customerkey/customerkey/internal/app"
 	"github.com/customerkey/customerkey/internal/config"
 	"github.com/customerkey/customerkey/internal/directory"
+	"github.com/customerkey/customerkey/internal/hsm/hsmtest"
 )
 
 var updateWalkthrough = flag.Bool("update-walkthrough", false, "rewrite docs/walkthrough.md from a fresh run")
@@ -51,14 +52,27 @@ func listField(out, name string) string {
 // policies, a key roll, a revocation and an Exchange purge, and compares
 // the transcript with docs/walkthrough.md, so that the document cannot
 // drift from what the commands do. Volatile values (ids, secrets, times,
-// ports) are replaced by placeholders. Regenerate with: go test ./internal/app -run TestWalkthrough -update-walkthrough
+// ports) are replaced by placeholders. As the seed recommends for
+// production, the root keys are RSA-HSM keys in premium vaults, so the
+// test needs an HSM: SoftHSM2, as .ci/run sets it up; without one it
+// skips. Regenerate with: go test ./internal/app -run TestWalkthrough -update-walkthrough
 func TestWalkthrough(t *testing.T) {
+	if os.Getenv(hsmtest.ModuleEnv) == "" {
+		t.Skipf("walkthrough skipped: its root keys are RSA-HSM keys in premium vaults, which needs an HSM. Install softhsm2, "+
+			"point SOFTHSM2_CONF at a scratch token directory and set %s=/usr/lib/softhsm/libsofthsm2.so (.ci/run does this), "+
+			"then run go test ./internal/app -run TestWalkthrough (add -update-walkthrough to regenerate docs/walkthrough.md)", hsmtest.ModuleEnv)
+	}
+	tok := hsmtest.NewToken(t)
 	clk := &clock{now: time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)}
 	dataDir := filepath.Join(t.TempDir(), "data")
 	t.Setenv("CUSTOMERKEY_PROFILE", filepath.Join(t.TempDir(), "profile.json"))
 	// A policy key cache of a second, so that a revocation shows at once
 	// (the default, and the documented latency, is ten minutes).
-	s := startConfigured(t, dataDir, app.Options{Now: clk.Now}, func(c *config.Config) { c.PolicyKeyCacheLifetime = time.Second })
+	useHSM := withHSM(t, tok)
+	s := startConfigured(t, dataDir, app.Options{Now: clk.Now}, func(c *config.Config) {
+		useHSM(c)
+		c.PolicyKeyCacheLifetime = time.Second
+	})
 	opFile := filepath.Join(dataDir, config.CredentialsFile)
 	var tenant tenantCreds
 	var subs [2]string
@@ -125,9 +139,17 @@ func TestWalkthrough(t *testing.T) {
 	)
 	for i := range 2 {
 		sub := fmt.Sprintf("sub%d", i)
+		// firstOr gives the first vault the full prose; the second says less.
+		firstOr := func(first, again string) string {
+			if i == 0 {
+				return first
+			}
+			return again
+		}
 		scope := "/subscriptions/{" + sub + "}/resourceGroups/ContosoCK/providers/Microsoft.KeyVault/vaults/" + vault(i)
 		steps = append(steps,
-			step{prose: fmt.Sprintf("## Key vault %d\n\nIn subscription %d (`AZURE_SUBSCRIPTION_ID`): a resource group and a premium vault; soft delete is on with 90 days.", i+1, i+1),
+			step{prose: fmt.Sprintf("## Key vault %d\n\nIn subscription %d (`AZURE_SUBSCRIPTION_ID`): a resource group and a premium vault%s; soft delete is on with 90 days.", i+1, i+1,
+				firstOr(", as the seed recommends for production data (premium vaults hold HSM-protected keys; standard ones are for testing)", "")),
 				env: sub, args: []string{"group", "create", "--name", "ContosoCK", "--location", "westeurope"}},
 			step{env: sub, args: []string{"vault", "create", "--resource-group", "ContosoCK", "--name", vault(i), "--location", "westeurope", "--sku", "premium"}},
 			step{prose: "Give Exchange Online and M365DataAtRestEncryption wrap, unwrap and get (Key Vault Crypto Service Encryption User), and the admin the right to create keys:",
@@ -135,9 +157,11 @@ func TestWalkthrough(t *testing.T) {
 				after: keep(fmt.Sprintf("exchangeRole%d", i), "RoleAssignmentId", true)},
 			step{env: sub, args: []string{"role", "assignment", "create", "--assignee", directory.M365DAREAppID, "--role", "Key Vault Crypto Service Encryption User", "--scope", scope}},
 			step{env: sub, args: []string{"role", "assignment", "create", "--assignee", "{adminApp}", "--role", "Key Vault Crypto Officer", "--scope", scope}},
-			step{prose: "Add an RSA key and check that it has no expiry:", env: sub, args: []string{"Add-AzKeyVaultKey", "-VaultName", vault(i), "-Name", key(i)},
+			step{prose: firstOr("Add an HSM-protected RSA key (`-Destination HSM`, so KeyType RSA-HSM: the key is generated inside the HSM, which does every operation with it; it leaves the HSM only wrapped, in a backup) and check that it has no expiry:",
+				"Add an HSM-protected RSA key and check that it has no expiry:"),
+				env: sub, args: []string{"Add-AzKeyVaultKey", "-VaultName", vault(i), "-Name", key(i), "-Destination", "HSM"},
 				after: keep(fmt.Sprintf("keyVersion%d", i), "Id", false)},
-			step{prose: "Back it up at once, and keep the file online and offline:", env: sub, args: []string{"Backup-AzKeyVaultKey", "-VaultName", vault(i), "-Name", key(i), "-OutputFile", "{tmp}/" + key(i) + ".blob"}},
+			step{prose: "Back it up at once, and keep the file online and offline" + firstOr(". The backup holds the key wrapped under the HSM's backup key, so it restores into this HSM deployment only:", ":"), env: sub, args: []string{"Backup-AzKeyVaultKey", "-VaultName", vault(i), "-Name", key(i), "-OutputFile", "{tmp}/" + key(i) + ".blob"}},
 		)
 	}
 	onboard := func(scenario, mode string) []string {
@@ -193,8 +217,8 @@ func TestWalkthrough(t *testing.T) {
 				"-SecondaryKeyVaultName", vault(1), "-SecondaryKeyName", key(1), "-SecondaryKeyVersion", "{keyVersion1}"}},
 		step{env: "admin", args: []string{"site", "create", "--url", "https://contoso.sharepoint.com/sites/finance", "--owner", "admin@contoso.onmicrosoft.com"}},
 		step{env: "admin", args: []string{"Get-SPOSiteDataEncryptionPolicy", "-Identity", "https://contoso.sharepoint.com/sites/finance"}},
-		step{prose: "## Rolling a key\n\nA new version of the first key (Add-AzKeyVaultKey with the same name); the older version stays, as data may still need it:",
-			env: "sub0", args: []string{"Add-AzKeyVaultKey", "-VaultName", vault(0), "-Name", key(0)},
+		step{prose: "## Rolling a key\n\nA new version of the first key (Add-AzKeyVaultKey with the same name), again in the HSM; the older version stays, as data may still need it:",
+			env: "sub0", args: []string{"Add-AzKeyVaultKey", "-VaultName", vault(0), "-Name", key(0), "-Destination", "HSM"},
 			after: keep("newKeyVersion0", "Id", false)},
 		step{prose: "Each policy picks it up: the policy key is wrapped under the new version (its KeyVersion grows) and the data is rewrapped in the background:",
 			env: "admin", args: []string{"Set-DataEncryptionPolicy", "-Identity", "ContosoEXO", "-Refresh"}},
@@ -235,7 +259,12 @@ func TestWalkthrough(t *testing.T) {
 		"then the data encryption policies, a key roll, a revocation and an Exchange purge.\n" +
 		"Ids, secrets and times are placeholders. `internal/app/walkthrough_test.go` runs these same commands\n" +
 		"against a real server on every test run and fails when this page and the output part ways.\n\n" +
-		"Start the server (`go run ./cmd/customerkey serve`) and point the CLI at it:\n\n" +
+		"The root keys are HSM-protected (RSA-HSM) keys in premium vaults, as the seed recommends for production, so the server\n" +
+		"runs with an HSM configured: any PKCS#11 token, here SoftHSM2 (`docs/hsm.md` says how to set one up).\n" +
+		"Start the server with it:\n\n" +
+		"```sh\ngo run ./cmd/customerkey serve --hsm-module /usr/lib/softhsm/libsofthsm2.so --hsm-token customerkey \\\n" +
+		"    --hsm-pin-file /etc/customerkey/hsm.pin\n```\n\n" +
+		"and point the CLI at it:\n\n" +
 		"```sh\nexport CUSTOMERKEY_ENDPOINT=https://localhost:8443 CUSTOMERKEY_CA_FILE=~/.local/share/customerkey/ca.pem\n" +
 		"customerkey login --credentials-file ~/.local/share/customerkey/operator.json   # as the operator\n```\n")
 	tmp := t.TempDir()
@@ -322,6 +351,11 @@ func TestWalkthrough(t *testing.T) {
 		if !strings.Contains(got, milestone) {
 			t.Errorf("the walkthrough lacks %q", milestone)
 		}
+	}
+	// Every root key the walkthrough creates, the rolled version too, is
+	// in the HSM: none is a software key.
+	if n := strings.Count(got, "KeyType       : RSA-HSM\n"); n != 3 || strings.Contains(got, "KeyType       : RSA\n") {
+		t.Errorf("the walkthrough shows %d RSA-HSM keys, want 3 and no software key", n)
 	}
 }
 

@@ -132,6 +132,12 @@ const (
 	// promptParam only silences PowerShell's confirmation prompt, which
 	// the CLI never shows (-Force of most Set- cmdlets): dropped.
 	promptParam
+	// choiceParam takes one of a fixed set of values, each of which
+	// becomes flags of its own: -Destination HSM → --hsm. PowerShell
+	// matches such values without regard to case. Any other value, or
+	// none, passes through unchanged, as an unknown parameter does, so
+	// that the command rejects it.
+	choiceParam
 )
 
 type param struct {
@@ -141,6 +147,8 @@ type param struct {
 	// with makes a switchParam a promptParam unless the selectParam named
 	// here is given too: -Force means something only for a purge request.
 	with string
+	// choices are a choiceParam's flags, by lower-case value.
+	choices map[string][]string
 }
 
 // Parameters several cmdlets share.
@@ -172,7 +180,10 @@ var cmdlets = map[string]cmdlet{
 	"get-customerkeyonboardingrequest": {args: []string{"onboarding", "get"}, flags: map[string]string{"organizationid": "--organization-id", "requestid": "--request-id"}},
 	"get-azkeyvault":                   {args: []string{"vault", "show"}, flags: map[string]string{"vaultname": "--name"}},
 	"add-azkeyvaultkey": {args: []string{"key", "create"}, flags: map[string]string{"vaultname": "--vault-name", "name": "--name",
-		"expires": "--expires", "notbefore": "--not-before", "keyops": "--ops", "size": "--size", "keytype": "--kty"}},
+		"expires": "--expires", "notbefore": "--not-before", "keyops": "--ops", "size": "--size", "keytype": "--kty"},
+		// -Destination HSM is how the seed's premium vaults get HSM-protected
+		// keys (RSA-HSM); Software is the default of `key create`.
+		typed: map[string]param{"destination": {kind: choiceParam, choices: map[string][]string{"hsm": {"--hsm"}, "software": {"--hsm=false"}}}}},
 	"get-azkeyvaultkey":         {args: []string{"key", "show"}, flags: map[string]string{"vaultname": "--vault-name", "name": "--name", "version": "--version"}},
 	"update-azkeyvaultkey":      {args: []string{"key", "update"}, flags: map[string]string{"vaultname": "--vault-name", "name": "--name", "expires": "--expires", "enable": "--enable"}},
 	"backup-azkeyvaultkey":      {args: []string{"key", "backup"}, flags: map[string]string{"vaultname": "--vault-name", "name": "--name", "outputfile": "--file"}},
@@ -312,6 +323,16 @@ func RewriteCmdlet(args []string) []string {
 				out = append(out, p.flag+"="+psValue(inline))
 			default:
 				out = append(out, p.flag)
+			}
+		case choiceParam:
+			v, ok := value()
+			if flags, known := p.choices[strings.ToLower(v)]; ok && known {
+				out = append(out, flags...)
+				continue
+			}
+			out = append(out, a)
+			if ok && !hasInline {
+				out = append(out, v)
 			}
 		case selectParam, promptParam:
 		}
