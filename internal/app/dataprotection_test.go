@@ -1064,3 +1064,63 @@ func TestVaultOutage(t *testing.T) {
 		t.Errorf("the geo's policy after the outage is %s; want Registered", p.State)
 	}
 }
+
+// TestRecoveryWhenBothRootKeysAreLost: Contoso loses both root keys of its
+// Exchange policy (here: Exchange's access to both vaults is gone and
+// cannot come back). Users cannot read their mail; the operator puts the
+// policy into recovery (break-glass, spec §d.7) and they read it again
+// from the availability key, every use audited; Contoso moves the mailbox
+// to another policy; the operator ends the recovery.
+func TestRecoveryWhenBothRootKeysAreLost(t *testing.T) {
+	dataDir := filepath.Join(t.TempDir(), "data")
+	t.Setenv("CUSTOMERKEY_PROFILE", filepath.Join(t.TempDir(), "profile.json"))
+	d := dpOnboard(t, dpStart(t, dataDir), dataDir)
+	data := d.protect(t)
+	d.revoke(t, directory.ExchangeAppID, 0)
+	d.revoke(t, directory.ExchangeAppID, 1)
+	time.Sleep(dpLifetime + dpSlack)
+	if err := d.readOne(t, data, readMail); err == nil || !strings.Contains(err.Error(), "revoked access to both root keys") {
+		t.Fatalf("reading mail with both root keys gone: err = %v, want the revocation", err)
+	}
+
+	// Only the operator may start a recovery.
+	if out, err := runCLI(t, d.admin, "exchange-policy", "start-recovery", "--tenant", d.c.TenantID, "--identity", "ContosoEXO",
+		"--reason", "lost both vaults"); err == nil {
+		t.Fatalf("Contoso's admin started a recovery: %s", out)
+	}
+	var p struct {
+		Recovery *struct{ Reason, By, Since string } `json:"recovery"`
+	}
+	dpJSON(t, d.op(t, "exchange-policy", "start-recovery", "--tenant", d.c.TenantID, "--identity", "ContosoEXO",
+		"--reason", "Contoso lost both key vaults (ticket 4711)", "-o", "json"), &p)
+	if p.Recovery == nil || !strings.Contains(p.Recovery.Reason, "ticket 4711") || p.Recovery.By == "" {
+		t.Fatalf("start-recovery answered recovery = %+v", p.Recovery)
+	}
+	before := len(d.audit(t, "Fallback to Availability Key"))
+	if err := d.readOne(t, data, readMail); err != nil {
+		t.Fatalf("reading mail in recovery: %v", err)
+	}
+	var inRecovery int
+	for _, ev := range d.audit(t, "Fallback to Availability Key")[before:] {
+		if strings.Contains(ev.Reason, "in recovery") && strings.Contains(ev.Reason, "user request") && ev.RequestID != "" {
+			inRecovery++
+		}
+	}
+	if inRecovery == 0 {
+		t.Errorf("no audited availability-key use for a user request in recovery")
+	}
+
+	// Contoso moves the mailbox to its multi-workload policy; the rewrap
+	// reads the old key with the availability key. Then the operator ends
+	// the recovery and the mail stays readable under the new policy.
+	mustCLI(t, d.admin, "Set-Mailbox", "-Identity", d.upn, "-DataEncryptionPolicy", "$null")
+	d.waitMailbox(t, data.m365ID)
+	p.Recovery = nil
+	dpJSON(t, d.op(t, "exchange-policy", "end-recovery", "--tenant", d.c.TenantID, "--identity", "ContosoEXO", "-o", "json"), &p)
+	if p.Recovery != nil {
+		t.Errorf("end-recovery answered recovery = %+v, want none", *p.Recovery)
+	}
+	if err := d.readOne(t, data, readMail); err != nil {
+		t.Errorf("reading mail after the move to the multi-workload policy: %v", err)
+	}
+}

@@ -27,6 +27,7 @@ type Policies interface {
 	Assign(ctx context.Context, c directory.Caller, tenantID, identity string) (dep.Assignment, error)
 	RequestPurge(ctx context.Context, c directory.Caller, tenantID string, k dep.Kind, identity string, req dep.PurgeRequest) (dep.Policy, error)
 	ApprovePurge(ctx context.Context, c directory.Caller, tenantID, policyID string) (dep.Policy, error)
+	SetRecovery(ctx context.Context, c directory.Caller, tenantID, policyID string, on bool, reason string) (dep.Policy, error)
 	RegisterSharePoint(ctx context.Context, c directory.Caller, tenantID string, spec dep.SharePointSpec) (dep.Policy, error)
 	SharePointPolicy(ctx context.Context, c directory.Caller, tenantID, geo string) (dep.Policy, error)
 	UpdateSharePoint(ctx context.Context, c directory.Caller, tenantID, geo string, t dep.KeyType, keyURI string) (dep.Policy, error)
@@ -61,6 +62,11 @@ func (a *API) registerPolicies(route func(string, int64, httpx.HandlerFunc)) {
 	exo := tenantBase + "/" + policyCollections[dep.Exchange]
 	route("POST "+exo+"/{identity}/purge-request", small, a.requestExchangePurge)
 	route("POST "+exo+"/{identity}/purge-approvals", small, a.approveExchangePurge)
+	for _, k := range []dep.Kind{dep.M365, dep.Exchange} {
+		coll := tenantBase + "/" + policyCollections[k]
+		route("PUT "+coll+"/{identity}/recovery", small, a.setRecovery(k, true))
+		route("DELETE "+coll+"/{identity}/recovery", small, a.setRecovery(k, false))
+	}
 
 	spo := tenantBase + "/sharepoint/policies"
 	route("GET "+spo, small, a.listSharePoint)
@@ -90,6 +96,16 @@ type Policy struct {
 	State        string    `json:"state"`
 	CreatedTime  time.Time `json:"createdTime"`
 	ModifiedTime time.Time `json:"modifiedTime"`
+	// Recovery is set while the operator serves the policy from its
+	// availability key because the customer lost both root keys.
+	Recovery *PolicyRecovery `json:"recovery,omitempty"`
+}
+
+// PolicyRecovery says since when, by whom and why a policy is in recovery.
+type PolicyRecovery struct {
+	Reason string `json:"reason"`
+	By     string `json:"by"`
+	Since  string `json:"since"`
 }
 
 // ExchangePolicy is an Exchange policy: a Policy and its purge status.
@@ -161,9 +177,17 @@ type KeyTestResult struct {
 }
 
 func policyOut(p dep.Policy) Policy {
-	return Policy{ID: p.ID, Name: p.Name, Description: p.Description, Kind: string(p.Kind), Enabled: p.Enabled,
+	out := Policy{ID: p.ID, Name: p.Name, Description: p.Description, Kind: string(p.Kind), Enabled: p.Enabled,
 		AzureKeyIDs: nonNil(p.KeyURIs), RootKeys: nonNil(p.RootKeyIDs), KeyVersion: p.KeyVersion, State: string(p.State),
 		CreatedTime: p.CreatedAt.UTC(), ModifiedTime: p.UpdatedAt.UTC()}
+	if r := p.Recovery; r != nil {
+		by := r.By.Name
+		if by == "" {
+			by = r.By.ID
+		}
+		out.Recovery = &PolicyRecovery{Reason: r.Reason, By: by, Since: r.Since}
+	}
+	return out
 }
 
 // policyView is p in the shape of its kind.
@@ -477,6 +501,46 @@ func (a *API) approvePurge(w http.ResponseWriter, r *http.Request, resolve func(
 		return err
 	}
 	return httpx.JSON(w, http.StatusOK, policyView(p))
+}
+
+type recoveryIn struct {
+	Reason string `json:"reason"`
+}
+
+// setRecovery puts an Exchange or multi-workload policy into recovery (the
+// customer lost both root keys and asked the operator for help) or ends
+// it. Only the operator may; the path names the policy as the customer
+// does, resolved for the operator as for a purge approval.
+func (a *API) setRecovery(k dep.Kind, on bool) httpx.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		c, tid, err := a.encryptionCaller(r)
+		if err != nil {
+			return err
+		}
+		ctx := r.Context()
+		if err := a.o.Directory.IsOperator(ctx, c); err != nil {
+			if errkind.Is(err, errkind.PermissionDenied) {
+				return errkind.New(errkind.PermissionDenied, "only the operator's Global Administrators can put a policy into recovery or end it").
+					WithCode("AuthorizationFailed")
+			}
+			return err
+		}
+		var in recoveryIn
+		if on {
+			if err := httpx.DecodeJSON(r, &in); err != nil {
+				return err
+			}
+		}
+		target, err := a.o.Policies.Get(ctx, directory.System, tid, k, r.PathValue("identity"))
+		if err != nil {
+			return err
+		}
+		p, err := a.o.Policies.SetRecovery(ctx, c, tid, target.ID, on, in.Reason)
+		if err != nil {
+			return err
+		}
+		return httpx.JSON(w, http.StatusOK, policyView(p))
+	}
 }
 
 func (a *API) approveExchangePurge(w http.ResponseWriter, r *http.Request) error {

@@ -146,6 +146,9 @@ func (f *fakePolicies) RequestPurge(_ context.Context, c directory.Caller, tid s
 func (f *fakePolicies) ApprovePurge(_ context.Context, c directory.Caller, tid, id string) (dep.Policy, error) {
 	return samplePolicy(dep.Exchange), f.rec("ApprovePurge", c, tid, id)
 }
+func (f *fakePolicies) SetRecovery(_ context.Context, c directory.Caller, tid, id string, on bool, reason string) (dep.Policy, error) {
+	return samplePolicy(dep.Exchange), f.rec("SetRecovery", c, tid, id, strconv.FormatBool(on), reason)
+}
 func (f *fakePolicies) RegisterSharePoint(_ context.Context, c directory.Caller, tid string, s dep.SharePointSpec) (dep.Policy, error) {
 	return samplePolicy(dep.SharePoint), f.rec("RegisterSharePoint", c, tid, s.Geo, s.PrimaryKeyURI, s.SecondaryKeyURI)
 }

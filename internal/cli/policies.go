@@ -230,7 +230,7 @@ root key gets a new version. The data is rewrapped in the background.`,
 	replace.Flags().StringSliceVar(&replaceKeys, "azure-key-ids", nil, "the new root keys' URIs, comma-separated or repeated (required)")
 	_ = replace.MarkFlagRequired("azure-key-ids")
 
-	cmd.AddCommand(create, list, show, set, refresh, replace)
+	cmd.AddCommand(create, list, show, set, refresh, replace, recoveryCmd(g, tenant, path, f, true), recoveryCmd(g, tenant, path, f, false))
 	if f.exchange {
 		target := purgeTarget{
 			usage: "--identity NAME|ID",
@@ -251,6 +251,55 @@ administrators must approve before the purge runs.`, f.columns()),
 		cmd.AddCommand(policyTestCmd(g, path), assignmentCmd(g, tenant))
 	}
 	return cmd
+}
+
+// recoveryCmd is the operator's `start-recovery` (on) or `end-recovery`:
+// a customer who lost both root keys is served from the policy's
+// availability key, user requests included, until the operator ends it.
+func recoveryCmd(g *globals, tenant *string, path func(*session, ...string) string, f policyFamily, on bool) *cobra.Command {
+	var id, reason string
+	use, short := "end-recovery --tenant CUSTOMER --identity NAME|ID", "End the recovery of a policy (operator)"
+	if on {
+		use = "start-recovery --tenant CUSTOMER --identity NAME|ID --reason TEXT"
+		short = "Serve a policy from its availability key because the customer lost both root keys (operator)"
+	}
+	c := &cobra.Command{
+		Use:   use,
+		Short: short,
+		Long: short + `.
+
+While a policy is in recovery, user requests that no root key can serve are
+served from the policy's availability key, each use audited as "Fallback to
+Availability Key", so the customer can create new keys and a new policy and
+move its data there. Only the operator's Global Administrators may start or
+end it; a purge request ends it.`,
+		Args: cobra.NoArgs,
+		RunE: g.runE(func(cmd *cobra.Command, s *session, pr printer) error {
+			verb := "end-recovery"
+			if on {
+				verb = "start-recovery"
+			}
+			if err := operatorTenant(verb, *tenant); err != nil {
+				return err
+			}
+			method, body := http.MethodDelete, any(nil)
+			if on {
+				method, body = http.MethodPut, map[string]string{"reason": reason}
+			}
+			raw, err := s.callRaw(cmd.Context(), method, path(s, id, "recovery"), body)
+			if err != nil {
+				return err
+			}
+			return printOne(pr, raw, f.columns())
+		}),
+	}
+	c.Flags().StringVar(&id, "identity", "", "the policy's name or id (required)")
+	_ = c.MarkFlagRequired("identity")
+	if on {
+		c.Flags().StringVar(&reason, "reason", "", "what the customer reported (required)")
+		_ = c.MarkFlagRequired("reason")
+	}
+	return c
 }
 
 // purgeTarget is what a purge command acts on: a mailbox policy

@@ -77,6 +77,9 @@ type Policy struct {
 	PurgeApprovals              []Approval   `json:"purgeApprovals,omitempty"`
 	PurgedAt                    *time.Time   `json:"purgedAt,omitempty"`
 	PurgedScopes                int          `json:"purgedScopes,omitempty"`
+	// Recovery is set while the operator helps a customer who lost both
+	// root keys (see Recovery); nil otherwise.
+	Recovery *Recovery `json:"recovery,omitempty"`
 
 	CreatedAt time.Time `json:"createdAt"`
 	UpdatedAt time.Time `json:"updatedAt"`

@@ -98,7 +98,7 @@ func (s *Service) RequestPurge(ctx context.Context, c directory.Caller, tenantID
 	}
 	now := s.now().UTC()
 	by := actorOf(c, tid)
-	p.State, p.Enabled = PurgeRequested, false
+	p.State, p.Enabled, p.Recovery = PurgeRequested, false, nil
 	p.PermanentDataPurgeRequested, p.PermanentDataPurgeReason, p.PermanentDataPurgeContact = true, reason, contact
 	p.PurgeRequestedAt, p.PurgeRequestedBy, p.PurgeForced, p.UpdatedAt = &now, &by, req.Force, now
 	p.PercentComplete = nil

@@ -359,7 +359,7 @@ func (s *Service) fallback(ctx context.Context, f *rootFailure, p Purpose) (*env
 		return nil, nil, errkind.Wrap(errkind.Unavailable, fmt.Sprintf(
 			"no root key of the %s answered (%s); try again later", pol.label(), f.summary()), errors.Join(f.errs...)).WithCode("RootKeysUnavailable")
 	}
-	if revoked && !p.System {
+	if revoked && !p.System && pol.Recovery == nil {
 		_, appName := appOf(pol.Kind)
 		return nil, nil, errkind.Wrap(errkind.PermissionDenied, fmt.Sprintf(
 			"the customer revoked access to both root keys of the %s (%s); the data it protects cannot be read until %s may use a root key again "+
@@ -376,7 +376,10 @@ func (s *Service) fallback(ctx context.Context, f *rootFailure, p Purpose) (*env
 		return nil, nil, err
 	}
 	why := "root keys unavailable"
-	if revoked {
+	switch {
+	case revoked && !p.System:
+		why = "root keys lost; the policy is in recovery (" + pol.Recovery.Reason + ")"
+	case revoked:
 		why = "root keys revoked; system work"
 	}
 	return sealer, &akUse{policy: pol, version: f.kv.Version, purpose: p, why: why + " (" + f.summary() + ")"}, nil
