@@ -33,6 +33,7 @@ import (
 	"github.com/customerkey/customerkey/internal/hsm"
 	"github.com/customerkey/customerkey/internal/httpx"
 	"github.com/customerkey/customerkey/internal/identity"
+	"github.com/customerkey/customerkey/internal/notify"
 	"github.com/customerkey/customerkey/internal/oauthapi"
 	"github.com/customerkey/customerkey/internal/onboarding"
 	"github.com/customerkey/customerkey/internal/pki"
@@ -79,6 +80,14 @@ type Server struct {
 	h     http.Handler
 	ready atomic.Bool
 
+	// bus carries cache invalidations between the nodes on the store;
+	// listen, when set, delivers other nodes' notifications until its
+	// context ends (PostgreSQL). jobs decides which node runs the
+	// background jobs.
+	bus    notify.Bus
+	listen func(context.Context) error
+	jobs   jobLock
+
 	// hsmErr is why the configured HSM failed to start: premium vaults
 	// answer HSM key requests with it.
 	hsmErr error
@@ -122,6 +131,9 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, o Options) (
 	if s.raw, err = openStore(ctx, cfg, log); err != nil {
 		return nil, err
 	}
+	if err := s.openCluster(ctx); err != nil {
+		return nil, err
+	}
 	if err := s.openHSM(ctx); err != nil {
 		return nil, err
 	}
@@ -143,7 +155,7 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, o Options) (
 		Store: s.store, Directory: s.dir, Audit: al, Log: log,
 		PublicURL: cfg.PublicURL, VaultResource: cfg.VaultResource(),
 		TokenLifetime: cfg.TokenLifetime, KeyRotation: cfg.SigningKeyRotation,
-		DeviceCodeInterval: o.DeviceCodeInterval,
+		DeviceCodeInterval: o.DeviceCodeInterval, Bus: s.bus,
 	})
 	if err != nil {
 		return nil, err
@@ -167,7 +179,7 @@ func (s *Server) wireResources(cfg config.Config, o Options) {
 	}
 	// rbac and resources need to know of vaults, and vaults of resources:
 	// the adapters reach s's fields when called, after all are built.
-	s.rbac = rbac.New(rbac.Options{Store: s.store, Audit: s.audit, Directory: s.dir, Scopes: scopes{s}, Now: now})
+	s.rbac = rbac.New(rbac.Options{Store: s.store, Audit: s.audit, Directory: s.dir, Scopes: scopes{s}, Now: now, Bus: s.bus})
 	delay := cfg.FeatureRegistrationDelay
 	if delay == 0 {
 		delay = -1 // resources reads zero as its default and a negative value as "at once"
@@ -175,7 +187,7 @@ func (s *Server) wireResources(cfg config.Config, o Options) {
 	s.res = resources.New(resources.Options{Store: s.store, Audit: s.audit, Directory: s.dir, Now: now,
 		Owners: ownerGranter{s.rbac}, Contents: contents{s}, FeatureRegistrationDelay: delay})
 	s.kv = vault.New(vault.Options{Store: s.store, Audit: s.audit, Subscriptions: s.res, Locations: s.res, Now: now,
-		HSM: s.vaultHSM(), HSMError: s.hsmErr,
+		HSM: s.vaultHSM(), HSMError: s.hsmErr, Bus: s.bus,
 		VaultURI: func(name string) string {
 			return "https://" + strings.ToLower(name) + "." + cfg.VaultDNSSuffix + portSuffix(cfg.Port()) + "/"
 		},
@@ -204,11 +216,11 @@ func (s *Server) wirePolicies(cfg config.Config, o Options) error {
 	// dep's policy key cache, so dep keeps policy keys for the rest.
 	life := cfg.PolicyKeyCacheLifetime
 	s.dep = dep.New(dep.Options{Store: s.store, Audit: s.audit, Directory: s.dir, Scenarios: s.onb, Vaults: s.kv,
-		Subscriptions: s.res, RootKeys: roots, CacheLifetime: life - life/10, Now: now, Logger: s.log})
+		Subscriptions: s.res, RootKeys: roots, CacheLifetime: life - life/10, Now: now, Logger: s.log, Bus: s.bus})
 	s.mail = mail.New(mail.Options{Store: s.store, Policies: s.dep, Directory: s.dir, Audit: s.audit, Log: s.log, Now: now})
 	s.files = files.New(files.Options{Store: s.store, Policies: s.dep, Directory: s.dir, Audit: s.audit, Log: s.log, Now: now})
 	s.enc = encryption.New(encryption.Options{Store: s.store, Audit: s.audit, Policies: s.dep, Directory: s.dir,
-		KeyCacheLifetime: life / 10, Log: s.log, Now: now})
+		KeyCacheLifetime: life / 10, Log: s.log, Now: now, Bus: s.bus})
 	s.dep.AddScopes(s.mail, s.files, s.enc)
 	return nil
 }
@@ -377,7 +389,14 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	bg, stopBG := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	wg.Go(func() { s.background(bg) })
+	if s.listen != nil {
+		wg.Go(func() {
+			if err := s.listen(bg); err != nil {
+				s.log.Error("cache invalidation listener stopped", "err", err)
+			}
+		})
+	}
+	wg.Go(func() { s.jobs.run(bg, s.background) })
 	wg.Go(func() { s.runWorkloads(bg) })
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(tls.NewListener(ln, s.tls)) }()
@@ -405,7 +424,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	return err
 }
 
-// background runs periodic work until ctx ends.
+// background runs periodic work until ctx ends, on the node that holds the
+// jobs lock (see jobs.go).
 func (s *Server) background(ctx context.Context) {
 	t := time.NewTicker(time.Minute)
 	defer t.Stop()
@@ -445,6 +465,8 @@ func (s *Server) background(ctx context.Context) {
 }
 
 // runWorkloads serves the workloads' rewrap requests (Kick) until ctx ends.
+// It runs on every node: a Kick is made by the node that changed a policy,
+// and rewraps are compare-and-set writes that nodes can race on safely.
 func (s *Server) runWorkloads(ctx context.Context) {
 	var wg sync.WaitGroup
 	for _, run := range []func(context.Context) error{s.mail.Run, s.files.Run, s.enc.Run} {

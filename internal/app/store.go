@@ -13,6 +13,8 @@ import (
 	"github.com/customerkey/customerkey/internal/barrier"
 	"github.com/customerkey/customerkey/internal/config"
 	"github.com/customerkey/customerkey/internal/errkind"
+	"github.com/customerkey/customerkey/internal/notify"
+	"github.com/customerkey/customerkey/internal/notify/pgnotify"
 	"github.com/customerkey/customerkey/internal/storage"
 	"github.com/customerkey/customerkey/internal/storage/bolt"
 	"github.com/customerkey/customerkey/internal/storage/postgres"
@@ -39,6 +41,28 @@ func openStore(ctx context.Context, cfg config.Config, log *slog.Logger) (storag
 	}
 	log.Info("store: PostgreSQL", "target", b.String())
 	return b, nil
+}
+
+// openCluster sets up what nodes sharing the store need of each other:
+// with PostgreSQL, invalidations over LISTEN/NOTIFY and the advisory lock
+// of the background jobs; with the embedded store, which one process
+// holds, a bus with no one to tell and a lock that is always held.
+func (s *Server) openCluster(ctx context.Context) error {
+	pg, ok := s.raw.(*postgres.Backend)
+	if !ok {
+		s.bus, s.jobs = notify.NewHub().Node(), soleNode{}
+		return nil
+	}
+	bus, err := pgnotify.New(ctx, pg.Pool(), s.log)
+	if err != nil {
+		return err
+	}
+	lock, err := newAdvisoryLock(ctx, pg.Pool(), s.log)
+	if err != nil {
+		return fmt.Errorf("preparing the background jobs lock: %w", err)
+	}
+	s.bus, s.listen, s.jobs = bus, bus.Run, lock
+	return nil
 }
 
 // readPasswordFile returns the first line of path, or "" when path is "".

@@ -1405,7 +1405,7 @@ func (r *benchRun) measureSize(ctx context.Context, size int, ops []string) (err
 			}
 		}
 		if len(rsaOpsOnly) > 0 {
-			if zp, err = startZeroProcess(ctx, size, r.o.signAlg, len(r.token), rsaOpsOnly); err != nil {
+			if zp, err = startZeroProcess(ctx, size, r.o.signAlg, len(r.token), rsaOpsOnly, nil); err != nil {
 				return err
 			}
 			defer zp.Close()
@@ -1794,6 +1794,17 @@ func (r *benchRun) measureItems(ctx context.Context, ops []string) (err error) {
 		}
 		defer z.Close()
 	}
+	var zp *zeroProcess
+	if r.o.baselineProcess {
+		tokenLen := 0
+		if it != nil {
+			tokenLen = len(it.token)
+		}
+		if zp, err = startZeroProcess(ctx, 2048, r.o.signAlg, tokenLen, ops, r.o.itemSizes); err != nil {
+			return err
+		}
+		defer zp.Close()
+	}
 	conns := slices.Max(r.o.concurrency)
 	for _, size := range r.o.itemSizes {
 		r.item = size
@@ -1815,6 +1826,11 @@ func (r *benchRun) measureItems(ctx context.Context, ops []string) (err error) {
 				zc = benchTransport(z.tr, r.o.proto, conns)
 				targets = append(targets, benchTarget{name: "baseline-https", c: zc, j: zeroItemJob(z, op, pt, tokenLen)})
 			}
+			var pc *http.Client
+			if pj, ok := zp.job(itemJobKey(op, size)); ok {
+				pc = benchTransport(zp.tr, r.o.proto, conns)
+				targets = append(targets, benchTarget{name: "baseline-process", c: pc, j: pj})
+			}
 			if it != nil {
 				w, err := it.clientWorkers(ctx, op, pt)
 				if err != nil {
@@ -1830,6 +1846,9 @@ func (r *benchRun) measureItems(ctx context.Context, ops []string) (err error) {
 			}
 			if zc != nil {
 				zc.CloseIdleConnections()
+			}
+			if pc != nil {
+				pc.CloseIdleConnections()
 			}
 			if aead != nil {
 				r.raw(ctx, op, keyBits, rawAES(aead, op, pt))

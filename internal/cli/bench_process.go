@@ -3,6 +3,8 @@ package cli
 import (
 	"bufio"
 	"context"
+	"crypto/aes"
+	"crypto/cipher"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/tls"
@@ -60,28 +62,59 @@ func zeroServerCmd() *cobra.Command {
 	var size, tokenLen int
 	var signAlg string
 	var ops []string
+	var items []int
 	cmd := &cobra.Command{
 		Use:    "zero-server",
 		Short:  "Serve the zero-logic HTTPS baseline in this process until standard input closes (used by bench --baseline-process)",
 		Hidden: true,
 		Args:   cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			priv, err := rsa.GenerateKey(rand.Reader, size)
-			if err != nil {
-				return err
+			z := &zeroServer{}
+			var keyOps, itemOps []string
+			for _, op := range ops {
+				if isItemOp(op) {
+					itemOps = append(itemOps, op)
+				} else {
+					keyOps = append(keyOps, op)
+				}
 			}
-			z, err := startZero(rsaOps{key: priv, signAlg: signAlg, dek: newDEK()})
+			if len(keyOps) > 0 {
+				priv, err := rsa.GenerateKey(rand.Reader, size)
+				if err != nil {
+					return err
+				}
+				z.ops = rsaOps{key: priv, signAlg: signAlg, dek: newDEK()}
+			}
+			if len(itemOps) > 0 {
+				key := make([]byte, 32)
+				_, _ = rand.Read(key)
+				block, err := aes.NewCipher(key)
+				if err != nil {
+					return err
+				}
+				if z.aead, err = cipher.NewGCMWithRandomNonce(block); err != nil {
+					return err
+				}
+			}
+			z, err := startZeroServer(z)
 			if err != nil {
 				return err
 			}
 			defer z.Close()
 			hello := zeroProcessHello{CertDER: z.certDER, Jobs: map[string]benchJob{}}
-			for _, op := range ops {
+			for _, op := range keyOps {
 				j, err := zeroJob(z, op, signAlg, tokenLen)
 				if err != nil {
 					return err
 				}
 				hello.Jobs[op] = j
+			}
+			for _, op := range itemOps {
+				for _, n := range items {
+					pt := make([]byte, n)
+					_, _ = rand.Read(pt)
+					hello.Jobs[itemJobKey(op, n)] = zeroItemJob(z, op, pt, tokenLen)
+				}
 			}
 			if err := json.NewEncoder(cmd.OutOrStdout()).Encode(hello); err != nil {
 				return err
@@ -95,8 +128,12 @@ func zeroServerCmd() *cobra.Command {
 	f.StringVar(&signAlg, "sign-alg", "RS256", "RS256 or PS256")
 	f.IntVar(&tokenLen, "token-len", 0, "length of the Authorization header's token")
 	f.StringSliceVar(&ops, "op", []string{"unwrap"}, "operations to prepare requests for")
+	f.IntSliceVar(&items, "item-size", nil, "item sizes in bytes of encrypt and decrypt")
 	return cmd
 }
+
+// itemJobKey names the child's request for op on items of n bytes.
+func itemJobKey(op string, n int) string { return op + "/" + strconv.Itoa(n) }
 
 // zeroProcess is the parent's handle on a running zero-server child.
 type zeroProcess struct {
@@ -108,7 +145,7 @@ type zeroProcess struct {
 
 // startZeroProcess starts this executable as `bench zero-server` and waits
 // for its hello line (at most a minute: RSA-4096 key generation is slow).
-func startZeroProcess(ctx context.Context, size int, signAlg string, tokenLen int, ops []string) (*zeroProcess, error) {
+func startZeroProcess(ctx context.Context, size int, signAlg string, tokenLen int, ops []string, items []int) (*zeroProcess, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("--baseline-process: finding this executable: %w", err)
@@ -116,6 +153,9 @@ func startZeroProcess(ctx context.Context, size int, signAlg string, tokenLen in
 	args := []string{"bench", "zero-server", "--key-size", strconv.Itoa(size), "--sign-alg", signAlg, "--token-len", strconv.Itoa(tokenLen)}
 	for _, op := range ops {
 		args = append(args, "--op", op)
+	}
+	for _, n := range items {
+		args = append(args, "--item-size", strconv.Itoa(n))
 	}
 	cmd := exec.Command(exe, args...)
 	cmd.Stderr = os.Stderr

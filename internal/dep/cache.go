@@ -178,6 +178,15 @@ func (c *cache) evictPolicy(tenant, policy string) {
 	}
 }
 
+// clear drops every cached key version.
+func (c *cache) clear() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for k, e := range c.m {
+		c.removeLocked(k, e)
+	}
+}
+
 // len is the number of cached key versions.
 func (c *cache) len() int {
 	c.mu.Lock()

@@ -16,6 +16,7 @@ import (
 	"github.com/customerkey/customerkey/internal/audit"
 	"github.com/customerkey/customerkey/internal/directory"
 	"github.com/customerkey/customerkey/internal/errkind"
+	"github.com/customerkey/customerkey/internal/notify"
 	"github.com/customerkey/customerkey/internal/onboarding"
 	"github.com/customerkey/customerkey/internal/storage"
 	"github.com/customerkey/customerkey/internal/vault"
@@ -122,6 +123,9 @@ type Options struct {
 	Rand io.Reader
 	// Logger receives background refresh failures; default discards.
 	Logger *slog.Logger
+	// Bus carries the invalidation of a policy's cached keys to and from
+	// the other nodes on the store; nil means this Service is alone.
+	Bus notify.Bus
 }
 
 // Service keeps the policies. It is safe for concurrent use. Close stops
@@ -144,6 +148,7 @@ type Service struct {
 	scopes   []Scopes
 
 	cache *cache
+	bus   notify.Bus
 }
 
 // New returns a Service. It panics when a required option is missing,
@@ -179,6 +184,11 @@ func New(o Options) *Service {
 		size = DefaultCacheSize
 	}
 	s.cache = newCache(life, size)
+	s.bus = o.Bus
+	if s.bus == nil {
+		s.bus = notify.Nop{}
+	}
+	s.subscribe()
 	return s
 }
 

@@ -53,7 +53,8 @@
 //
 // dep owns the storage prefix "dep/" and records every change in the
 // tenant's audit log in the same transaction. It imports secret, errkind,
-// the storage port and audit, and of its own level envelope (the sealed
+// the storage port, audit and notify (which tells the other nodes on the
+// store to drop a policy's cached keys), and of its own level envelope (the sealed
 // format), directory (Caller, Tenant, roles, the workload application ids),
 // onboarding (Scenario, for the enabled scenarios) and vault (Vault, for
 // the subscription that holds a vault). It reaches everything else through

@@ -361,7 +361,7 @@ func (s *Service) runPurge(ctx context.Context, job purgeJob) (Policy, error) {
 	if err != nil {
 		return Policy{}, err
 	}
-	s.cache.evictPolicy(job.TenantID, job.PolicyID)
+	s.policyChanged(ctx, job.TenantID, job.PolicyID)
 	return out, nil
 }
 

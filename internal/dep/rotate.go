@@ -82,6 +82,7 @@ func (s *Service) commitVersion(ctx context.Context, c directory.Caller, p Polic
 	if err != nil {
 		return Policy{}, err
 	}
+	s.policyChanged(ctx, p.TenantID, p.ID)
 	s.kick(p.TenantID)
 	return p, nil
 }

@@ -8,7 +8,8 @@
 // tenant that was asked.
 //
 // It is a level-3 domain package: it imports errkind, secret, storage (the
-// port only), audit and directory from this module, and go-jose for JOSE.
+// port only), audit, notify and directory from this module, and go-jose for
+// JOSE.
 // It must not import net/http server types, httpx, any adapter, or a
 // storage implementation; package oauthapi puts it on the wire.
 //

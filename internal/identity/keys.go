@@ -13,6 +13,7 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 
+	"github.com/customerkey/customerkey/internal/notify"
 	"github.com/customerkey/customerkey/internal/storage"
 )
 
@@ -20,6 +21,9 @@ import (
 // write: two nodes rotating at once cannot both win, and the loser adopts
 // the winner's key.
 const keyringKey = "identity/keys"
+
+// topicKeys is what a node publishes after it stored a new keyring.
+const topicKeys = "identity/keys"
 
 const (
 	rsaBits = 2048
@@ -115,7 +119,11 @@ func (s *Service) rotateLocked(ctx context.Context) error {
 		if len(next.Keys) > 0 && (len(rec.Keys) == 0 || next.Keys[len(next.Keys)-1].KID != rec.Keys[len(rec.Keys)-1].KID) {
 			s.log.InfoContext(ctx, "identity: new token signing key", "kid", next.Keys[len(next.Keys)-1].KID)
 		}
-		return s.install(next, newVersion, now)
+		if err := s.install(next, newVersion, now); err != nil {
+			return err
+		}
+		s.bus.Publish(ctx, topicKeys, notify.All)
+		return nil
 	}
 	return errors.New("identity: keyring kept changing under concurrent rotation")
 }
@@ -196,6 +204,9 @@ func (s *Service) install(rec keyringRecord, version int64, now time.Time) error
 	if len(rec.Keys) == 0 {
 		return errors.New("identity: the keyring is empty")
 	}
+	// Cleared before reading rec's keys: a notification that arrives
+	// meanwhile marks this keyring stale again.
+	s.keysStale.Store(false)
 	kr := &keyring{version: version, loaded: now, public: make(map[string]*rsa.PublicKey, len(rec.Keys))}
 	for i, k := range rec.Keys {
 		parsed, err := x509.ParsePKCS8PrivateKey(k.PKCS8)
@@ -226,7 +237,7 @@ func (s *Service) install(rec keyringRecord, version int64, now time.Time) error
 func (s *Service) signingKeyring(ctx context.Context) (*keyring, error) {
 	kr := s.keys.Load()
 	now := s.now()
-	fresh := now.Sub(kr.loaded) < keyringTTL && now.Sub(kr.current.created) < s.keyRotation
+	fresh := !s.keysStale.Load() && now.Sub(kr.loaded) < keyringTTL && now.Sub(kr.current.created) < s.keyRotation
 	if fresh || now.UnixNano() < s.keyRetry.Load() {
 		return kr, nil
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/customerkey/customerkey/internal/audit"
 	"github.com/customerkey/customerkey/internal/directory"
 	"github.com/customerkey/customerkey/internal/errkind"
+	"github.com/customerkey/customerkey/internal/notify"
 	"github.com/customerkey/customerkey/internal/secret"
 	"github.com/customerkey/customerkey/internal/storage"
 )
@@ -66,6 +67,11 @@ type Options struct {
 	// 10 and 5 minutes.
 	ThrottleFailures int
 	ThrottleWindow   time.Duration
+	// Bus tells the other nodes on the store that this one rotated the
+	// signing keys, and this one that they did, so that every node
+	// publishes and signs with the new key at once instead of within a
+	// minute. nil means this Service is alone.
+	Bus notify.Bus
 }
 
 // Defaults and fixed lifetimes.
@@ -105,9 +111,11 @@ type Service struct {
 	devInterval  time.Duration
 	throttle     *throttle
 	keys         atomic.Pointer[keyring]
-	keyMu        sync.Mutex   // serializes reloads and rotations in this process
+	keyMu        sync.Mutex // serializes reloads and rotations in this process
+	bus          notify.Bus
 	lastKidMiss  atomic.Int64 // unix nanos of the last store read for an unknown kid
 	keyRetry     atomic.Int64 // unix nanos before which a failed refresh is not retried
+	keysStale    atomic.Bool  // another node rotated: read the keyring before the next use
 	verified     *boundedCache[verifiedToken]
 	tenantsKnown *boundedCache[struct{}]
 }
@@ -151,6 +159,12 @@ func New(ctx context.Context, o Options) (*Service, error) {
 		window = defaultThrottleWindow
 	}
 	s.throttle = newThrottle(failures, window, maxThrottleEntries)
+	bus := o.Bus
+	if bus == nil {
+		bus = notify.Nop{}
+	}
+	s.bus = bus
+	s.bus.Subscribe(topicKeys, func(string) { s.keysStale.Store(true) })
 	s.verified = newBoundedCache[verifiedToken](maxVerifiedCache)
 	s.tenantsKnown = newBoundedCache[struct{}](maxTenantCache)
 	if err := s.RotateKeysIfDue(ctx); err != nil {

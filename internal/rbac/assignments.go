@@ -214,7 +214,7 @@ func (s *Service) CreateAssignment(ctx context.Context, c Principal, spec Assign
 		return Assignment{}, err
 	}
 	if changed {
-		s.cache.invalidate()
+		s.changed(ctx)
 	}
 	return out, nil
 }
@@ -394,7 +394,7 @@ func (s *Service) DeleteAssignment(ctx context.Context, c Principal, scope resou
 	if err != nil {
 		return Assignment{}, err
 	}
-	s.cache.invalidate()
+	s.changed(ctx)
 	return a, nil
 }
 
@@ -571,7 +571,12 @@ func (s *Service) GrantTx(ctx context.Context, tx storage.Tx, by audit.Actor, g 
 	if err := s.record(ctx, tx, by, tid, ActionRoleAssignmentsWrite, a.ResourceID()); err != nil {
 		return Assignment{}, err
 	}
-	s.cache.invalidate()
+	// The caller commits and calls Invalidate, without a context to
+	// publish with, so the other nodes are told now. A node that reads
+	// the grants between this notification and the commit (milliseconds)
+	// keeps the old ones for up to CacheTTL: acceptable, as GrantTx only
+	// adds grants (a new subscription's owner).
+	s.changed(ctx)
 	return a, nil
 }
 
@@ -604,6 +609,9 @@ func (s *Service) RemoveScopeTx(ctx context.Context, tx storage.Tx, scope resour
 			}
 		}
 	}
-	s.cache.invalidate()
+	// As in GrantTx, the other nodes are told before the commit; the
+	// grants removed are on a resource deleted in the same transaction,
+	// which none of them can reach any more.
+	s.changed(ctx)
 	return nil
 }

@@ -39,7 +39,7 @@ func TestCacheRevocation(t *testing.T) {
 	}
 
 	// A grant made elsewhere shows up after the TTL too, or at once after
-	// Invalidate (what the composition root calls on a notification).
+	// Invalidate.
 	e.assign(t, e.a.admin, workload, rbac.KeyVaultCryptoServiceEncryptionUserID, e.a.key1)
 	if err := other.CheckData(ctx, workload, rbac.DataKeysUnwrap, e.a.key1); !isDenied(err) {
 		t.Errorf("other node before the TTL: err = %v, want the cached deny", err)

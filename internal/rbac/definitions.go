@@ -194,7 +194,7 @@ func (s *Service) PutDefinition(ctx context.Context, c Principal, scope resource
 		}
 		return RoleDefinition{}, err
 	}
-	s.cache.invalidate()
+	s.changed(ctx)
 	return def.clone(), nil
 }
 
@@ -386,6 +386,6 @@ func (s *Service) DeleteDefinition(ctx context.Context, c Principal, scope resou
 		}
 		return RoleDefinition{}, err
 	}
-	s.cache.invalidate()
+	s.changed(ctx)
 	return d, nil
 }

@@ -8,7 +8,8 @@
 // audit log of the scope's tenant, in the same transaction as the change.
 //
 // It is a level-3 domain package: it imports errkind, storage (the port
-// only), audit and resourceid from this module, and github.com/google/uuid.
+// only), audit, notify and resourceid from this module, and
+// github.com/google/uuid.
 // It does not import directory (same level): it declares the two small
 // interfaces it needs, Directory (which directory.Directory satisfies) and
 // ScopeResolver (implemented by the composition root over the resources
@@ -30,8 +31,9 @@
 // each principal that asked recently, and the tenant of each subscription
 // seen recently (bounded; see Options.CacheTTL and Options.CacheSize). A
 // change made through this process invalidates them at once; a change made
-// by another node is seen after at most CacheTTL (default 5 s): that is
+// by another node arrives through Options.Bus (PostgreSQL's NOTIFY, in
+// milliseconds) and invalidates them there too. When a notification is
+// lost, the change is seen after at most CacheTTL (default 5 s): that is
 // the longest a revoked role assignment keeps working on a node that did
-// not make the change, unless the composition root relays invalidations
-// between nodes and calls Service.Invalidate.
+// not make the change.
 package rbac

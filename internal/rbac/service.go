@@ -14,6 +14,7 @@ import (
 
 	"github.com/customerkey/customerkey/internal/audit"
 	"github.com/customerkey/customerkey/internal/errkind"
+	"github.com/customerkey/customerkey/internal/notify"
 	"github.com/customerkey/customerkey/internal/resourceid"
 	"github.com/customerkey/customerkey/internal/storage"
 )
@@ -52,6 +53,10 @@ type Options struct {
 	// CacheSize bounds the number of principals (and of subscriptions)
 	// cached; zero means DefaultCacheSize.
 	CacheSize int
+	// Bus carries invalidations to and from the other nodes on the store,
+	// so that a change is seen there in milliseconds; CacheTTL then bounds
+	// only a lost notification. nil means this Service is alone.
+	Bus notify.Bus
 }
 
 // Cache defaults.
@@ -69,6 +74,7 @@ type Service struct {
 	now    func() time.Time
 	rand   io.Reader
 	cache  *cache
+	bus    notify.Bus
 	// builtin holds the compiled built-in roles by lower-case GUID.
 	builtin map[string]*compiledRole
 }
@@ -90,6 +96,12 @@ func New(o Options) *Service {
 		size = DefaultCacheSize
 	}
 	s.cache = newCache(ttl, size)
+	s.bus = o.Bus
+	if s.bus == nil {
+		s.bus = notify.Nop{}
+	}
+	// Any change may touch any principal's grants: the whole cache goes.
+	s.bus.Subscribe(topic, func(string) { s.cache.invalidate() })
 	s.builtin = make(map[string]*compiledRole, len(builtIns))
 	for _, d := range builtIns {
 		s.builtin[d.ID] = compileRole(d)
@@ -98,9 +110,19 @@ func New(o Options) *Service {
 }
 
 // Invalidate drops every cached decision input. The composition root calls
-// it after committing a transaction that used GrantTx or RemoveScopeTx, and
-// when another node reports a change.
+// it after committing a transaction that used GrantTx or RemoveScopeTx.
 func (s *Service) Invalidate() { s.cache.invalidate() }
+
+// topic is what rbac publishes on its Bus after a change; the key is
+// always notify.All.
+const topic = "rbac"
+
+// changed drops the cache after a committed change, here and on the other
+// nodes.
+func (s *Service) changed(ctx context.Context) {
+	s.cache.invalidate()
+	s.bus.Publish(ctx, topic, notify.All)
+}
 
 // Errors.
 var (

@@ -386,7 +386,7 @@ func (s *Service) RestoreKey(ctx context.Context, c directory.Caller, vault stri
 		return Key{}, err
 	}
 	stored = true
-	s.keys.forgetKey(nameKey{uid: v.UID, name: fold(name)}, false)
+	s.forgetKey(ctx, nameKey{uid: v.UID, name: fold(name)}, false)
 	return bundle(v, st, name, latest), nil
 }
 

@@ -20,7 +20,8 @@ import (
 // version record). The private key of a version never changes, so a
 // revalidation keeps the parsed key and only refreshes attributes. Changes
 // made through this process drop or mark stale what they touch at once;
-// changes made elsewhere are seen within ttl.
+// changes made by another node are dropped when its notification arrives
+// (Options.Bus, milliseconds) and seen within ttl if it is lost.
 //
 // The parsed versions are bounded (least recently used goes first); the
 // small maps (vaults, subscriptions, latest pointers) are bounded by the
@@ -392,4 +393,25 @@ func wipeInt(x *big.Int) {
 	}
 	clear(x.Bits())
 	x.SetInt64(0)
+}
+
+// flush empties the cache, wiping every private key no operation holds:
+// another node reported a change it could not name, or notifications may
+// have been missed.
+func (c *keyCache) flush() {
+	c.mu.Lock()
+	c.gen++
+	clear(c.vaults)
+	clear(c.subs)
+	clear(c.latest)
+	var wipe []privateKey
+	for _, el := range c.versions {
+		if s := c.evictLocked(el.Value.(*cachedVersion)); s != nil {
+			wipe = append(wipe, s)
+		}
+	}
+	c.mu.Unlock()
+	for _, s := range wipe {
+		wipeSigner(s)
+	}
 }

@@ -621,7 +621,7 @@ func (s *Service) addVersion(ctx context.Context, c directory.Caller, v Vault, s
 	}
 	stored = true
 	nk := nameKey{uid: v.UID, name: fold(name)}
-	gen := s.keys.forgetKey(nk, false)
+	gen := s.forgetKey(ctx, nk, false)
 	// Warm the cache with the new version: the seed's next step uses it.
 	e := s.keys.put(gen, verCacheKey{nk, fold(meta.Version)}, meta, priv, true, s.now())
 	s.keys.release(e)
@@ -850,7 +850,7 @@ func (s *Service) UpdateKey(ctx context.Context, c directory.Caller, vault, name
 	if err != nil {
 		return Key{}, err
 	}
-	s.keys.forgetKey(nameKey{uid: v.UID, name: fold(name)}, false)
+	s.forgetKey(ctx, nameKey{uid: v.UID, name: fold(name)}, false)
 	return bundle(v, st, rec.Name, meta), nil
 }
 
@@ -917,7 +917,7 @@ func (s *Service) DeleteKey(ctx context.Context, c directory.Caller, vault, name
 	if err != nil {
 		return Key{}, err
 	}
-	s.keys.forgetKey(nameKey{uid: v.UID, name: fold(name)}, !v.EnableSoftDelete)
+	s.forgetKey(ctx, nameKey{uid: v.UID, name: fold(name)}, !v.EnableSoftDelete)
 	if !v.EnableSoftDelete {
 		_, _ = s.collectHSM(ctx) // purged at once; leftovers go on the next SweepKeys
 	}
@@ -1034,7 +1034,7 @@ func (s *Service) RecoverDeletedKey(ctx context.Context, c directory.Caller, vau
 	if err != nil {
 		return Key{}, err
 	}
-	s.keys.forgetKey(nameKey{uid: v.UID, name: fold(name)}, false)
+	s.forgetKey(ctx, nameKey{uid: v.UID, name: fold(name)}, false)
 	return bundle(v, st, rec.Name, meta), nil
 }
 
@@ -1099,7 +1099,7 @@ func (s *Service) PurgeDeletedKey(ctx context.Context, c directory.Caller, vault
 	if err != nil {
 		return err
 	}
-	s.keys.forgetKey(nameKey{uid: v.UID, name: fold(name)}, true)
+	s.forgetKey(ctx, nameKey{uid: v.UID, name: fold(name)}, true)
 	// The purge is done; what the HSM still holds of it goes now, or, if
 	// the HSM is down, on the next SweepKeys.
 	_, _ = s.collectHSM(ctx)

@@ -455,7 +455,7 @@ func (s *Service) sweepKey(ctx context.Context, key string) (bool, error) {
 				"the scheduled purge date was reached")
 		})
 		if purged && err == nil {
-			s.keys.forgetKey(nk, true)
+			s.forgetKey(ctx, nk, true)
 		}
 		return purged && err == nil, err
 	}

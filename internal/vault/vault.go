@@ -15,8 +15,9 @@
 // and Locations, which package resources implements (it never imports
 // package resources itself); of its own level it imports directory only,
 // for Caller, System and IsGUID. Below that it uses errkind, secret,
-// kcrypto and jwk, the storage port, audit and resourceid, and hsm for the
-// types of the HSM interface. It must not import net/http or any storage
+// kcrypto and jwk, the storage port, audit and resourceid, hsm for the
+// types of the HSM interface, and notify, which carries its cache
+// invalidations to the other nodes on the store. It must not import net/http or any storage
 // implementation.
 package vault
 
@@ -34,6 +35,7 @@ import (
 	"github.com/customerkey/customerkey/internal/audit"
 	"github.com/customerkey/customerkey/internal/directory"
 	"github.com/customerkey/customerkey/internal/errkind"
+	"github.com/customerkey/customerkey/internal/notify"
 	"github.com/customerkey/customerkey/internal/resourceid"
 	"github.com/customerkey/customerkey/internal/storage"
 )
@@ -119,7 +121,8 @@ type Options struct {
 	// KeyCacheTTL is how long the key operations trust what they cached
 	// about vaults, subscriptions and keys: the time a change made through
 	// another node (or another Service on the same store) takes to be seen
-	// here. Zero means DefaultKeyCacheTTL; a negative value turns the cache
+	// here when no notification of it arrives through Bus (subscription
+	// state, which package resources owns, is only ever refreshed by it). Zero means DefaultKeyCacheTTL; a negative value turns the cache
 	// off (every operation reads the store).
 	KeyCacheTTL time.Duration
 	// KeyCacheSize bounds the parsed key versions kept in memory. Zero
@@ -131,6 +134,9 @@ type Options struct {
 	// everything else keeps working.
 	HSM      HSM
 	HSMError error
+	// Bus carries cache invalidations to and from the other nodes on the
+	// store; nil means this Service is alone on it.
+	Bus notify.Bus
 }
 
 // Service manages vaults. It is safe for concurrent use.
@@ -146,6 +152,7 @@ type Service struct {
 	keys     *keyCache
 	hsm      HSM
 	hsmErr   error
+	bus      notify.Bus
 }
 
 // New returns a Service. It panics when Store or Subscriptions is missing,
@@ -170,6 +177,11 @@ func New(o Options) *Service {
 		ttl = DefaultKeyCacheTTL
 	}
 	s.keys = newKeyCache(ttl, o.KeyCacheSize)
+	s.bus = o.Bus
+	if s.bus == nil {
+		s.bus = notify.Nop{}
+	}
+	s.subscribe()
 	return s
 }
 

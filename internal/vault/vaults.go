@@ -231,7 +231,7 @@ func (s *Service) CreateOrUpdate(ctx context.Context, c directory.Caller, spec S
 	case "", CreateModeDefault:
 	case CreateModeRecover:
 		v, err := s.recover(ctx, c, sub, rg, name, loc, tid)
-		s.keys.forgetVault(name)
+		s.forgetVault(ctx, name)
 		return v, err == nil, err
 	default:
 		return Vault{}, false, errkind.Errorf(errkind.Invalid, "createMode must be 'default' or 'recover'; '%s' was given", spec.CreateMode)
@@ -284,7 +284,7 @@ func (s *Service) CreateOrUpdate(ctx context.Context, c directory.Caller, spec S
 		out = v
 		return s.record(ctx, tx, c, v, actUpdate, "")
 	})
-	s.keys.forgetVault(name)
+	s.forgetVault(ctx, name)
 	if err != nil {
 		return Vault{}, false, err
 	}
@@ -406,7 +406,7 @@ func (s *Service) Update(ctx context.Context, c directory.Caller, sub, rg, name 
 		out = v
 		return s.record(ctx, tx, c, v, actUpdate, "")
 	})
-	s.keys.forgetVault(name)
+	s.forgetVault(ctx, name)
 	if err != nil {
 		return Vault{}, err
 	}
@@ -457,7 +457,7 @@ func (s *Service) UpdateAccessPolicies(ctx context.Context, c directory.Caller, 
 	var out []AccessPolicy
 	// The data plane decides by the cached vault's policies: drop it, so
 	// a grant or a revocation applies to the next request.
-	defer s.keys.forgetVault(name)
+	defer s.forgetVault(ctx, name)
 	err := s.store.Update(ctx, func(tx storage.Tx) error {
 		cur, ver, err := s.live(tx, sub, rg, name)
 		if err != nil {
@@ -698,7 +698,7 @@ func (s *Service) Delete(ctx context.Context, c directory.Caller, sub, rg, name 
 	if _, err := s.writable(ctx, sub); err != nil {
 		return err
 	}
-	defer s.keys.forgetVault(name)
+	defer s.forgetVault(ctx, name)
 	return s.store.Update(ctx, func(tx storage.Tx) error {
 		v, ver, err := s.live(tx, sub, rg, name)
 		if err != nil {
@@ -770,8 +770,8 @@ func (s *Service) Purge(ctx context.Context, c directory.Caller, sub, loc, name 
 			return err
 		}
 	}
-	defer s.keys.forgetVault(name)
-	defer s.keys.dropUID(v.UID)
+	defer s.forgetVault(ctx, name)
+	defer s.dropUID(ctx, v.UID)
 	err = s.store.Update(ctx, func(tx storage.Tx) error {
 		cur, _, err := deleted(tx, sub, loc, name)
 		if err != nil {
@@ -879,8 +879,8 @@ func (s *Service) Sweep(ctx context.Context) (int, error) {
 		}
 		if done {
 			purged++
-			s.keys.forgetVault("")
-			s.keys.dropUID(uid)
+			s.forgetVault(ctx, "")
+			s.dropUID(ctx, uid)
 		}
 	}
 	return purged, errors.Join(errs...)
@@ -942,7 +942,7 @@ func (s *Service) DeleteResourcesIn(ctx context.Context, c directory.Caller, sub
 	if err := checkSegment("resource group name", rg); err != nil {
 		return err
 	}
-	defer s.keys.forgetVault("")
+	defer s.forgetVault(ctx, "")
 	return s.store.Update(ctx, func(tx storage.Tx) error {
 		entries, err := tx.List(kScope+fold(sub)+"/"+fold(rg)+"/", "", 0)
 		if err != nil {

@@ -176,6 +176,19 @@ func (c *cache) insertLocked(k cacheKey, e *entry) {
 	c.m[k] = e
 }
 
+// clear drops every scope, and stops loads in flight from caching what they
+// read.
+func (c *cache) clear() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen++
+	clear(c.flight)
+	for k, e := range c.m {
+		delete(c.m, k)
+		e.release()
+	}
+}
+
 // invalidate drops k, and stops loads in flight from caching what they
 // read before the change that calls it.
 func (c *cache) invalidate(k cacheKey) {

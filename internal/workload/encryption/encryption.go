@@ -22,7 +22,9 @@
 // the last scope key unwrapped before that leaves this cache within K (15
 // minutes with both defaults; K defaults to half of dep's default L). A
 // change made through this process (principals, deletion, rewrap, purge)
-// takes effect at once here, and within K on other nodes.
+// takes effect at once here, on other nodes as soon as its notification
+// arrives through Options.Bus (milliseconds), and within K on a node that
+// missed it.
 //
 // Audit. Creating, changing, deleting, rewrapping and purging scopes is
 // recorded in the tenant's audit log in the same transaction, and so are
@@ -37,8 +39,8 @@
 // the interface Policies declared here, and the PolicyRef, Purpose and
 // Workload types of its contract), envelope (the sealed format of scope
 // keys' data keys) and directory (Caller and the role ids, read through the
-// interface Directory). Below that it uses errkind, secret, the storage port
-// and audit. It owns the storage prefix "encryption/". It must not import
+// interface Directory). Below that it uses errkind, secret, the storage port,
+// audit and notify (scope invalidations between the nodes on the store). It owns the storage prefix "encryption/". It must not import
 // net/http or any storage implementation.
 package encryption
 
@@ -55,6 +57,7 @@ import (
 	"github.com/customerkey/customerkey/internal/dep"
 	"github.com/customerkey/customerkey/internal/directory"
 	"github.com/customerkey/customerkey/internal/errkind"
+	"github.com/customerkey/customerkey/internal/notify"
 	"github.com/customerkey/customerkey/internal/secret"
 	"github.com/customerkey/customerkey/internal/storage"
 )
@@ -132,6 +135,9 @@ type Options struct {
 	Log  *slog.Logger
 	Now  func() time.Time // default time.Now
 	Rand io.Reader        // salts of items; default crypto/rand
+	// Bus carries scope invalidations to and from the other nodes on the
+	// store; nil means this Service is alone on it.
+	Bus notify.Bus
 }
 
 // Service owns encryption scopes. It is safe for concurrent use.
@@ -145,6 +151,7 @@ type Service struct {
 	rand  io.Reader
 	sweep time.Duration
 	cache *cache
+	bus   notify.Bus
 
 	kickMu  sync.Mutex
 	kicked  map[string]bool // tenants waiting for Run
@@ -180,6 +187,11 @@ func New(o Options) *Service {
 		size = DefaultMaxCachedScopes
 	}
 	s.cache = newCache(ttl, size, s.now)
+	s.bus = o.Bus
+	if s.bus == nil {
+		s.bus = notify.Nop{}
+	}
+	s.bus.Subscribe(topicScope, s.dropNotified)
 	return s
 }
 

@@ -198,7 +198,7 @@ func (s *Service) rewrap(ctx context.Context, t stale) (bool, error) {
 		return false, err
 	}
 	if done {
-		s.cache.invalidate(cacheKey{t.tid, t.name})
+		s.invalidate(ctx, cacheKey{t.tid, t.name})
 	}
 	return done, nil
 }
@@ -317,7 +317,7 @@ func (s *Service) PurgePolicy(ctx context.Context, tenantID, policyID string) (i
 		return 0, err
 	}
 	for _, n := range names {
-		s.cache.invalidate(cacheKey{tid, n})
+		s.invalidate(ctx, cacheKey{tid, n})
 	}
 	return len(names), nil
 }

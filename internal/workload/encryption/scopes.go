@@ -271,7 +271,7 @@ func (s *Service) CreateScope(ctx context.Context, c directory.Caller, tenantID 
 	if err != nil {
 		return Scope{}, err
 	}
-	s.cache.invalidate(cacheKey{tid, name})
+	s.invalidate(ctx, cacheKey{tid, name})
 	return rec.Scope, nil
 }
 
@@ -399,7 +399,7 @@ func (s *Service) SetPrincipals(ctx context.Context, c directory.Caller, tenantI
 	if err != nil {
 		return Scope{}, err
 	}
-	s.cache.invalidate(cacheKey{tid, name})
+	s.invalidate(ctx, cacheKey{tid, name})
 	return rec.Scope, nil
 }
 
@@ -432,7 +432,7 @@ func (s *Service) DeleteScope(ctx context.Context, c directory.Caller, tenantID,
 	if err != nil {
 		return err
 	}
-	s.cache.invalidate(cacheKey{tid, name})
+	s.invalidate(ctx, cacheKey{tid, name})
 	return nil
 }
 
