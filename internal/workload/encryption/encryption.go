@@ -38,9 +38,11 @@
 // Of its own level it imports dep (the policy service, reached only through
 // the interface Policies declared here, and the PolicyRef, Purpose and
 // Workload types of its contract), envelope (the sealed format of scope
-// keys' data keys) and directory (Caller and the role ids, read through the
-// interface Directory). Below that it uses errkind, secret, the storage port,
-// audit and notify (scope invalidations between the nodes on the store). It owns the storage prefix "encryption/". It must not import
+// keys' data keys), directory (Caller and the role ids, read through the
+// interface Directory) and workload/scope (who administers scopes, and the
+// set of tenants waiting for Run). Below that it uses errkind, secret, the
+// storage port, audit and notify (scope invalidations between the nodes on
+// the store). It owns the storage prefix "encryption/". It must not import
 // net/http or any storage implementation.
 package encryption
 
@@ -50,7 +52,6 @@ import (
 	"io"
 	"log/slog"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/customerkey/customerkey/internal/audit"
@@ -60,6 +61,7 @@ import (
 	"github.com/customerkey/customerkey/internal/notify"
 	"github.com/customerkey/customerkey/internal/secret"
 	"github.com/customerkey/customerkey/internal/storage"
+	"github.com/customerkey/customerkey/internal/workload/scope"
 )
 
 // Policies is what this package asks of the data encryption policies.
@@ -152,10 +154,7 @@ type Service struct {
 	sweep time.Duration
 	cache *cache
 	bus   notify.Bus
-
-	kickMu  sync.Mutex
-	kicked  map[string]bool // tenants waiting for Run
-	kickSig chan struct{}   // capacity 1: a pending wake-up for Run
+	kicks *scope.Kicks // tenants waiting for Run
 }
 
 // New returns a Service. It panics when a required option is missing,
@@ -165,7 +164,7 @@ func New(o Options) *Service {
 		panic("encryption: Options.Store, Audit, Policies and Directory are required")
 	}
 	s := &Service{store: o.Store, audit: o.Audit, dep: o.Policies, dir: o.Directory, log: o.Log, now: o.Now, rand: o.Rand,
-		sweep: o.SweepInterval, kicked: map[string]bool{}, kickSig: make(chan struct{}, 1)}
+		sweep: o.SweepInterval, kicks: scope.NewKicks(maxKicked)}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -218,11 +217,6 @@ const (
 func lower(s string) string { return strings.ToLower(strings.TrimSpace(s)) }
 
 func scopeKey(tid, name string) string { return kScope + tid + "/" + name }
-
-// purpose is a user request's purpose, naming the request being served.
-func purpose(ctx context.Context) dep.Purpose {
-	return dep.Purpose{RequestID: audit.MetaFrom(ctx).RequestID}
-}
 
 // checkTenant normalizes a tenant id.
 func checkTenant(tid string) (string, error) {

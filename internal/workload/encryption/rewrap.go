@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/customerkey/customerkey/internal/audit"
@@ -207,21 +206,7 @@ func (s *Service) rewrap(ctx context.Context, t stale) (bool, error) {
 // now. It never blocks; kicks of one tenant that arrive while Run is busy
 // are merged, and beyond maxKicked waiting tenants the next sweep catches
 // up.
-func (s *Service) Kick(tenantID string) {
-	tid := lower(tenantID)
-	if !directory.IsGUID(tid) {
-		return
-	}
-	s.kickMu.Lock()
-	if len(s.kicked) < maxKicked {
-		s.kicked[tid] = true
-	}
-	s.kickMu.Unlock()
-	select {
-	case s.kickSig <- struct{}{}:
-	default: // a wake-up is already pending
-	}
-}
+func (s *Service) Kick(tenantID string) { s.kicks.Add(tenantID) }
 
 // Run rewraps the tenants given to Kick as they come, and sweeps every
 // tenant each SweepInterval, until ctx ends. Failures are logged; a
@@ -238,17 +223,9 @@ func (s *Service) Run(ctx context.Context) error {
 				s.log.WarnContext(ctx, "encryption scope sweep", "rewrapped", n, "err", err)
 			}
 			continue
-		case <-s.kickSig:
+		case <-s.kicks.Wake():
 		}
-		s.kickMu.Lock()
-		tenants := make([]string, 0, len(s.kicked))
-		for tid := range s.kicked {
-			tenants = append(tenants, tid)
-		}
-		clear(s.kicked)
-		s.kickMu.Unlock()
-		slices.Sort(tenants)
-		for _, tid := range tenants {
+		for _, tid := range s.kicks.Take() {
 			if n, err := s.rewrapTenant(ctx, tid); err != nil {
 				s.log.WarnContext(ctx, "rewrapping encryption scopes", "tenant", tid, "rewrapped", n, "err", err)
 			}

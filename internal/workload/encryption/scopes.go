@@ -15,6 +15,7 @@ import (
 	"github.com/customerkey/customerkey/internal/envelope"
 	"github.com/customerkey/customerkey/internal/errkind"
 	"github.com/customerkey/customerkey/internal/storage"
+	"github.com/customerkey/customerkey/internal/workload/scope"
 )
 
 // Scope is an encryption scope as callers see it.
@@ -48,8 +49,11 @@ type ScopeSpec struct {
 // the version so that a scope key can be rotated later without changing it.
 const firstKeyVersion = 1
 
-// adminRoles may create, change, delete and list a tenant's scopes.
-var adminRoles = []directory.RoleDefinition{directory.GlobalAdministrator, directory.ComplianceAdministrator}
+// admins may create, change, delete and list a tenant's scopes.
+var admins = scope.Admins{
+	Roles:  []directory.RoleDefinition{directory.GlobalAdministrator, directory.ComplianceAdministrator},
+	Scopes: "encryption scopes", Code: "AuthorizationFailed",
+}
 
 // checkName normalizes a scope name: 3 to 63 lowercase letters, digits and
 // hyphens, starting with a letter and ending with a letter or a digit.
@@ -95,36 +99,12 @@ func scopeKeyAAD(tid, name string, version uint32) []byte {
 	return binary.BigEndian.AppendUint32(b, version)
 }
 
-func inTenant(c directory.Caller, tid string) bool {
-	return c.Type == "system" || lower(c.TenantID) == tid
-}
-
 func actor(c directory.Caller, tid string) audit.Actor {
 	a := c.Actor
 	if c.TenantID != "" && lower(c.TenantID) != tid {
 		a.TenantID = c.TenantID
 	}
 	return a
-}
-
-// isAdmin reports whether c holds one of adminRoles in tid.
-func (s *Service) isAdmin(ctx context.Context, c directory.Caller, tid string) (bool, error) {
-	if c.Type == "system" {
-		return true, nil
-	}
-	if !inTenant(c, tid) || c.ID == "" {
-		return false, nil
-	}
-	roles, err := s.dir.RolesOf(ctx, tid, lower(c.ID))
-	if err != nil {
-		return false, err
-	}
-	for _, r := range adminRoles {
-		if slices.Contains(roles, r.ID) {
-			return true, nil
-		}
-	}
-	return false, nil
 }
 
 func errOtherTenant(c directory.Caller, tid string) error {
@@ -136,24 +116,13 @@ func errOtherTenant(c directory.Caller, tid string) error {
 // authorizeAdmin returns nil when c may manage tid's scopes, and otherwise
 // audits and returns the refusal.
 func (s *Service) authorizeAdmin(ctx context.Context, c directory.Caller, tid, action, target string) error {
-	if !inTenant(c, tid) {
+	denied := func(err error) { s.recordDenied(ctx, c, tid, action, target, err) }
+	if !scope.InTenant(c, tid) {
 		err := errOtherTenant(c, tid)
-		s.recordDenied(ctx, c, tid, action, target, err)
+		denied(err)
 		return err
 	}
-	ok, err := s.isAdmin(ctx, c, tid)
-	if err != nil {
-		return err
-	}
-	if !ok {
-		err := errkind.Errorf(errkind.PermissionDenied,
-			"the caller %s needs the directory role Global Administrator or Compliance Administrator in tenant %s to manage encryption scopes "+
-				"(customerkey directory-role assign --role \"Compliance Administrator\" --principal-id %s)", c.ID, tid, c.ID).
-			WithCode("AuthorizationFailed")
-		s.recordDenied(ctx, c, tid, action, target, err)
-		return err
-	}
-	return nil
+	return admins.Authorize(ctx, s.dir, c, tid, denied)
 }
 
 // recordDenied audits a refusal in its own transaction: the refusal changed
@@ -307,7 +276,7 @@ func (s *Service) Scope(ctx context.Context, c directory.Caller, tenantID, name 
 	if name, err = checkName(name); err != nil {
 		return Scope{}, err
 	}
-	if !inTenant(c, tid) {
+	if !scope.InTenant(c, tid) {
 		return Scope{}, errOtherTenant(c, tid)
 	}
 	rec, _, err := s.read(ctx, tid, name)
@@ -317,7 +286,7 @@ func (s *Service) Scope(ctx context.Context, c directory.Caller, tenantID, name 
 	if slices.Contains(rec.Principals, lower(c.ID)) {
 		return rec.Scope, nil
 	}
-	admin, err := s.isAdmin(ctx, c, tid)
+	admin, err := admins.Is(ctx, s.dir, c, tid)
 	if err != nil {
 		return Scope{}, err
 	}
@@ -335,10 +304,10 @@ func (s *Service) Scopes(ctx context.Context, c directory.Caller, tenantID strin
 	if err != nil {
 		return nil, err
 	}
-	if !inTenant(c, tid) {
+	if !scope.InTenant(c, tid) {
 		return nil, errOtherTenant(c, tid)
 	}
-	admin, err := s.isAdmin(ctx, c, tid)
+	admin, err := admins.Is(ctx, s.dir, c, tid)
 	if err != nil {
 		return nil, err
 	}
@@ -446,7 +415,7 @@ func errNotPrincipal(c directory.Caller, name string) error {
 // caller must release: c must be in the tenant and a principal of the
 // scope. It reads nothing when the scope is cached.
 func (s *Service) use(ctx context.Context, c directory.Caller, tid, name string) (*entry, error) {
-	if !inTenant(c, tid) {
+	if !scope.InTenant(c, tid) {
 		return nil, errOtherTenant(c, tid)
 	}
 	e, err := s.cache.get(ctx, cacheKey{tid, name}, func(ctx context.Context) (*entry, error) { return s.load(ctx, tid, name) })
@@ -466,7 +435,7 @@ func (s *Service) load(ctx context.Context, tid, name string) (*entry, error) {
 	if err != nil {
 		return nil, err
 	}
-	key, err := s.dep.UnwrapScopeKey(ctx, tid, rec.WrappedKey, scopeKeyAAD(tid, name, rec.KeyVersion), purpose(ctx))
+	key, err := s.dep.UnwrapScopeKey(ctx, tid, rec.WrappedKey, scopeKeyAAD(tid, name, rec.KeyVersion), scope.Purpose(ctx))
 	if err != nil {
 		return nil, err
 	}

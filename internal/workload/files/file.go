@@ -16,6 +16,7 @@ import (
 	"github.com/customerkey/customerkey/internal/errkind"
 	"github.com/customerkey/customerkey/internal/secret"
 	"github.com/customerkey/customerkey/internal/storage"
+	"github.com/customerkey/customerkey/internal/workload/scope"
 )
 
 // MaxPathLen bounds a file's path within its site, in bytes (SharePoint's
@@ -102,7 +103,7 @@ func (s *Service) contentAccess(ctx context.Context, c directory.Caller, tid, id
 // returns a sealer for it; the key itself is wiped before returning.
 // Revocation errors of dep come back unchanged.
 func (s *Service) siteSealer(ctx context.Context, rec siteRecord) (*envelope.Sealer, error) {
-	key, err := s.dep.UnwrapScopeKey(ctx, rec.TenantID, rec.WrappedKey, scopeAAD(rec.TenantID, rec.ID), purpose(ctx))
+	key, err := s.dep.UnwrapScopeKey(ctx, rec.TenantID, rec.WrappedKey, scopeAAD(rec.TenantID, rec.ID), scope.Purpose(ctx))
 	if err != nil {
 		return nil, err
 	}
@@ -282,7 +283,7 @@ func (s *Service) GetFile(ctx context.Context, c directory.Caller, tid, site, pa
 func openChunk(out []byte, site *envelope.Sealer, key string, ch chunkRef, blob []byte) ([]byte, error) {
 	raw, err := site.Open(ch.WrappedKey, []byte(key))
 	if err != nil {
-		return out, damaged("key of chunk "+ch.ID, err)
+		return out, scope.Damaged("key of chunk "+ch.ID, err)
 	}
 	ck := secret.New(raw)
 	defer ck.Wipe()
@@ -292,7 +293,7 @@ func openChunk(out []byte, site *envelope.Sealer, key string, ch chunkRef, blob 
 	}
 	plain, err := cs.Open(blob, []byte(key))
 	if err != nil {
-		return out, damaged("chunk "+ch.ID, err)
+		return out, scope.Damaged("chunk "+ch.ID, err)
 	}
 	if len(plain) != ch.Size {
 		return out, errkind.Errorf(errkind.Internal, "the chunk %s has %d bytes, its map says %d", ch.ID, len(plain), ch.Size)

@@ -25,11 +25,14 @@
 // Of its own level it imports dep (the policy service, reached only through
 // the interface Policies declared here, and the PolicyRef, Purpose and
 // Workload types of its contract), envelope (the sealed format of chunk
-// keys and chunks) and directory (Caller, Tenant, User and the role ids,
-// read through the interface Directory). Below that it uses errkind,
-// secret, the storage port and audit. It owns the storage prefix "files/"
-// and records every site change in the tenant's audit log in the same
-// transaction. It must not import net/http or any storage implementation.
+// keys and chunks), directory (Caller, Tenant, User and the role ids, read
+// through the interface Directory) and workload/scope (who administers
+// sites, how their changes are audited, and the rewrap job that moves site
+// keys onto their geo's effective policy: what it shares with mail). Below
+// that it uses errkind, secret, the storage port and audit. It owns the
+// storage prefix "files/" and records every site change in the tenant's
+// audit log in the same transaction. It must not import net/http or any
+// storage implementation.
 package files
 
 import (
@@ -40,7 +43,6 @@ import (
 	"io"
 	"log/slog"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -51,6 +53,7 @@ import (
 	"github.com/customerkey/customerkey/internal/errkind"
 	"github.com/customerkey/customerkey/internal/secret"
 	"github.com/customerkey/customerkey/internal/storage"
+	"github.com/customerkey/customerkey/internal/workload/scope"
 )
 
 // Policies is what this package asks of the data encryption policies.
@@ -121,16 +124,14 @@ type Service struct {
 	store     storage.Backend
 	dep       Policies
 	dir       Directory
-	audit     *audit.Log
+	audit     scope.Audit
 	log       *slog.Logger
 	chunkSize int
 	maxSize   int64
 	now       func() time.Time
 	rand      io.Reader
 
-	kickMu  sync.Mutex
-	kicked  map[string]bool // tenants waiting for Run
-	kickSig chan struct{}   // capacity 1: a pending wake-up for Run
+	rewrapper *scope.Rewrapper[siteRecord]
 }
 
 // New returns a Service. It panics when a required option is missing or a
@@ -139,9 +140,8 @@ func New(o Options) *Service {
 	if o.Store == nil || o.Policies == nil || o.Directory == nil {
 		panic("files: Options.Store, Policies and Directory are required")
 	}
-	s := &Service{store: o.Store, dep: o.Policies, dir: o.Directory, audit: o.Audit, log: o.Log,
-		chunkSize: o.ChunkSize, maxSize: o.MaxFileSize, now: o.Now, rand: o.Rand,
-		kicked: map[string]bool{}, kickSig: make(chan struct{}, 1)}
+	s := &Service{store: o.Store, dep: o.Policies, dir: o.Directory, log: o.Log,
+		chunkSize: o.ChunkSize, maxSize: o.MaxFileSize, now: o.Now, rand: o.Rand}
 	if s.chunkSize == 0 {
 		s.chunkSize = DefaultChunkSize
 	}
@@ -154,12 +154,14 @@ func New(o Options) *Service {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
+	s.audit = scope.Audit{Log: o.Audit, Warn: s.log, Scope: "site"}
 	if s.now == nil {
 		s.now = time.Now
 	}
 	if s.rand == nil {
 		s.rand = rand.Reader
 	}
+	s.rewrapper = s.newRewrapper()
 	return s
 }
 
@@ -188,13 +190,6 @@ var (
 	ErrBadPageToken = errkind.New(errkind.Invalid, "the page token is not valid; start again without one")
 )
 
-// damaged reclassifies an envelope failure on data read from our own store
-// as Internal: the caller did nothing wrong.
-func damaged(what string, err error) error {
-	return errkind.Wrap(errkind.Internal,
-		fmt.Sprintf("the stored %s cannot be decrypted: its record is damaged or was moved; restore it from a backup", what), err)
-}
-
 func lower(s string) string { return strings.ToLower(strings.TrimSpace(s)) }
 
 func isGUID(s string) bool { return directory.IsGUID(s) }
@@ -208,54 +203,12 @@ func (s *Service) newID() (string, error) {
 	return u.String(), nil
 }
 
-// checkTenant normalizes and checks a tenant id; a malformed one is not found.
-func checkTenant(tid string) (string, error) {
-	tid = lower(tid)
-	if !isGUID(tid) {
-		return "", errkind.Errorf(errkind.NotFound, "the tenant %q was not found; a tenant id is a GUID", tid).WithCode("TenantNotFound")
-	}
-	return tid, nil
-}
-
 // notFound turns storage.ErrNotFound into the domain's error.
 func notFound(err, domainErr error) error {
 	if errors.Is(err, storage.ErrNotFound) {
 		return domainErr
 	}
 	return err
-}
-
-// purpose is a user request's purpose, naming the request being served.
-func purpose(ctx context.Context) dep.Purpose {
-	return dep.Purpose{RequestID: audit.MetaFrom(ctx).RequestID}
-}
-
-// record writes an audit event inside tx.
-func (s *Service) record(ctx context.Context, tx storage.Tx, c directory.Caller, tid, action, target string) error {
-	if s.audit == nil {
-		return nil
-	}
-	return s.audit.RecordTx(ctx, tx, audit.Event{TenantID: tid, Actor: actor(c, tid), Action: action, Target: target, Result: audit.Success})
-}
-
-// recordDenied audits a refusal in its own transaction: the refusal changed
-// nothing else.
-func (s *Service) recordDenied(ctx context.Context, c directory.Caller, tid, action, target string, why error) {
-	if s.audit == nil {
-		return
-	}
-	if err := s.audit.Record(ctx, audit.Event{TenantID: tid, Actor: actor(c, tid), Action: action, Target: target,
-		Result: audit.Denied, Reason: errkind.Public(why)}); err != nil {
-		s.log.Warn("recording a refused site change", "tenant", tid, "action", action, "err", err)
-	}
-}
-
-func actor(c directory.Caller, tid string) audit.Actor {
-	a := c.Actor
-	if c.TenantID != "" && c.TenantID != tid {
-		a.TenantID = c.TenantID
-	}
-	return a
 }
 
 // pageLimit applies the default and the bound to a requested page size.

@@ -14,6 +14,7 @@ import (
 	"github.com/customerkey/customerkey/internal/envelope"
 	"github.com/customerkey/customerkey/internal/errkind"
 	"github.com/customerkey/customerkey/internal/storage"
+	"github.com/customerkey/customerkey/internal/workload/scope"
 )
 
 // Site is a SharePoint site (or OneDrive personal site).
@@ -90,7 +91,7 @@ func scopeAAD(tid, id string) []byte { return []byte(kSite + tid + "/" + id) }
 // under the effective policy of the site's geo.
 func (s *Service) CreateSite(ctx context.Context, c directory.Caller, tid string, spec SiteSpec) (Site, error) {
 	const action = "files/sites/create"
-	tid, err := checkTenant(tid)
+	tid, err := scope.CheckTenant(tid)
 	if err != nil {
 		return Site{}, err
 	}
@@ -148,7 +149,7 @@ func (s *Service) CreateSite(ctx context.Context, c directory.Caller, tid string
 		if err := storage.PutJSON(tx, kSite+tid+"/"+site.ID, rec, storage.MustNotExist); err != nil {
 			return err
 		}
-		return s.record(ctx, tx, c, tid, action, site.URL+" ("+site.Geo+")")
+		return s.audit.Record(ctx, tx, c, tid, action, site.URL+" ("+site.Geo+")")
 	})
 	if err != nil {
 		return Site{}, err
@@ -178,8 +179,8 @@ func lookup(tx storage.Tx, tid, identity string) (siteRecord, error) {
 // site reads a site of tid that c may see; another tenant's caller gets
 // ErrSiteNotFound.
 func (s *Service) site(ctx context.Context, c directory.Caller, tid, identity string) (siteRecord, error) {
-	tid, err := checkTenant(tid)
-	if err != nil || !inTenant(c, tid) {
+	tid, err := scope.CheckTenant(tid)
+	if err != nil || !scope.InTenant(c, tid) {
 		return siteRecord{}, ErrSiteNotFound
 	}
 	var rec siteRecord
@@ -214,7 +215,7 @@ type SitePage struct {
 // ListSites lists up to limit sites of tid after pageToken (empty for the
 // first page), to the tenant's Global and SharePoint Administrators.
 func (s *Service) ListSites(ctx context.Context, c directory.Caller, tid, pageToken string, limit int) (SitePage, error) {
-	tid, err := checkTenant(tid)
+	tid, err := scope.CheckTenant(tid)
 	if err != nil {
 		return SitePage{}, err
 	}

@@ -17,12 +17,14 @@
 // Of its own level it imports dep (the policy service, reached only through
 // the interface Policies declared here, and the PolicyRef, Purpose and
 // Workload types of its contract), envelope (the sealed format of data keys
-// and messages) and directory (Caller, Tenant, User, the role ids and the
-// service plans of licences, read through the interface Directory). Below
-// that it uses errkind, secret, the storage port and audit. It owns the
-// storage prefix "mail/" and records every mailbox change in the tenant's
-// audit log in the same transaction. It must not import net/http or any
-// storage implementation.
+// and messages), directory (Caller, Tenant, User, the role ids and the
+// service plans of licences, read through the interface Directory) and
+// workload/scope (who administers mailboxes, how their changes are audited,
+// and the rewrap job that moves mailbox keys onto their effective policy:
+// what it shares with files). Below that it uses errkind, secret, the
+// storage port and audit. It owns the storage prefix "mail/" and records
+// every mailbox change in the tenant's audit log in the same transaction.
+// It must not import net/http or any storage implementation.
 package mail
 
 import (
@@ -45,6 +47,7 @@ import (
 	"github.com/customerkey/customerkey/internal/errkind"
 	"github.com/customerkey/customerkey/internal/secret"
 	"github.com/customerkey/customerkey/internal/storage"
+	"github.com/customerkey/customerkey/internal/workload/scope"
 )
 
 // Policies is what this package asks of the data encryption policies.
@@ -112,7 +115,7 @@ type Service struct {
 	store storage.Backend
 	dep   Policies
 	dir   Directory
-	audit *audit.Log
+	audit scope.Audit
 	log   *slog.Logger
 	now   func() time.Time
 	rand  io.Reader
@@ -121,9 +124,7 @@ type Service struct {
 	lastMs int64  // the millisecond of the last message id
 	seq    uint16 // the counter within it
 
-	kickMu  sync.Mutex
-	kicked  map[string]bool // tenants waiting for Run
-	kickSig chan struct{}   // capacity 1: a pending wake-up for Run
+	rewrapper *scope.Rewrapper[mailboxRecord]
 }
 
 // New returns a Service. It panics when a required option is missing,
@@ -132,17 +133,18 @@ func New(o Options) *Service {
 	if o.Store == nil || o.Policies == nil || o.Directory == nil {
 		panic("mail: Options.Store, Policies and Directory are required")
 	}
-	s := &Service{store: o.Store, dep: o.Policies, dir: o.Directory, audit: o.Audit, log: o.Log, now: o.Now, rand: o.Rand,
-		kicked: map[string]bool{}, kickSig: make(chan struct{}, 1)}
+	s := &Service{store: o.Store, dep: o.Policies, dir: o.Directory, log: o.Log, now: o.Now, rand: o.Rand}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
+	s.audit = scope.Audit{Log: o.Audit, Warn: s.log, Scope: "mailbox"}
 	if s.now == nil {
 		s.now = time.Now
 	}
 	if s.rand == nil {
 		s.rand = rand.Reader
 	}
+	s.rewrapper = s.newRewrapper()
 	return s
 }
 
@@ -178,13 +180,6 @@ var (
 	// ErrBadPageToken is returned for a page token this package did not issue.
 	ErrBadPageToken = errkind.New(errkind.Invalid, "the page token is not valid; start again without one")
 )
-
-// damaged reclassifies an envelope failure on data read from our own store
-// as Internal: the caller did nothing wrong, and the cause stays internal.
-func damaged(what string, err error) error {
-	return errkind.Wrap(errkind.Internal,
-		fmt.Sprintf("the stored %s cannot be decrypted: its record is damaged or was moved; restore it from a backup", what), err)
-}
 
 func lower(s string) string { return strings.ToLower(strings.TrimSpace(s)) }
 
@@ -237,39 +232,6 @@ func notFound(err, domainErr error) error {
 		return domainErr
 	}
 	return err
-}
-
-// purpose is a user request's purpose, naming the request being served.
-func purpose(ctx context.Context) dep.Purpose {
-	return dep.Purpose{RequestID: audit.MetaFrom(ctx).RequestID}
-}
-
-// record writes an audit event inside tx.
-func (s *Service) record(ctx context.Context, tx storage.Tx, c directory.Caller, tid, action, target string) error {
-	if s.audit == nil {
-		return nil
-	}
-	return s.audit.RecordTx(ctx, tx, audit.Event{TenantID: tid, Actor: actor(c, tid), Action: action, Target: target, Result: audit.Success})
-}
-
-// recordDenied audits a refusal in its own transaction: the refusal changed
-// nothing else.
-func (s *Service) recordDenied(ctx context.Context, c directory.Caller, tid, action, target string, why error) {
-	if s.audit == nil {
-		return
-	}
-	if err := s.audit.Record(ctx, audit.Event{TenantID: tid, Actor: actor(c, tid), Action: action, Target: target,
-		Result: audit.Denied, Reason: errkind.Public(why)}); err != nil {
-		s.log.Warn("recording a refused mailbox change", "tenant", tid, "action", action, "err", err)
-	}
-}
-
-func actor(c directory.Caller, tid string) audit.Actor {
-	a := c.Actor
-	if c.TenantID != "" && c.TenantID != tid {
-		a.TenantID = c.TenantID
-	}
-	return a
 }
 
 // pageLimit applies the default and the bound to a requested page size.

@@ -14,6 +14,7 @@ import (
 	"github.com/customerkey/customerkey/internal/envelope"
 	"github.com/customerkey/customerkey/internal/errkind"
 	"github.com/customerkey/customerkey/internal/storage"
+	"github.com/customerkey/customerkey/internal/workload/scope"
 )
 
 // Type is a mailbox's recipient type.
@@ -131,15 +132,6 @@ func checkAddress(addr string, t directory.Tenant) (string, error) {
 	return a, nil
 }
 
-// checkTenant normalizes and checks a tenant id; a malformed one is not found.
-func checkTenant(tid string) (string, error) {
-	tid = lower(tid)
-	if !isGUID(tid) {
-		return "", errkind.Errorf(errkind.NotFound, "the tenant %q was not found; a tenant id is a GUID", tid).WithCode("TenantNotFound")
-	}
-	return tid, nil
-}
-
 // scopeAAD binds a wrapped mailbox key to its tenant and mailbox, so that a
 // wrapped key copied to another mailbox record does not unwrap.
 func scopeAAD(tid, id string) []byte { return []byte(kMbx + tid + "/" + id) }
@@ -148,7 +140,7 @@ func scopeAAD(tid, id string) []byte { return []byte(kMbx + tid + "/" + id) }
 // wrapped at once under the tenant's effective policy for Exchange.
 func (s *Service) CreateMailbox(ctx context.Context, c directory.Caller, tid string, spec Spec) (Mailbox, error) {
 	const action = "mail/mailboxes/create"
-	tid, err := checkTenant(tid)
+	tid, err := scope.CheckTenant(tid)
 	if err != nil {
 		return Mailbox{}, err
 	}
@@ -235,7 +227,7 @@ func (s *Service) CreateMailbox(ctx context.Context, c directory.Caller, tid str
 		if err := storage.PutJSON(tx, kStat+tid+"/"+m.ID, stats{}, storage.MustNotExist); err != nil {
 			return err
 		}
-		return s.record(ctx, tx, c, tid, action, m.PrimarySMTPAddress)
+		return s.audit.Record(ctx, tx, c, tid, action, m.PrimarySMTPAddress)
 	})
 	if err != nil {
 		return Mailbox{}, err
@@ -264,8 +256,8 @@ func lookup(tx storage.Tx, tid, identity string) (mailboxRecord, int64, error) {
 // mailbox reads a mailbox of tid that c may see; another tenant's caller
 // gets ErrMailboxNotFound.
 func (s *Service) mailbox(ctx context.Context, c directory.Caller, tid, identity string) (mailboxRecord, int64, error) {
-	tid, err := checkTenant(tid)
-	if err != nil || !inTenant(c, tid) {
+	tid, err := scope.CheckTenant(tid)
+	if err != nil || !scope.InTenant(c, tid) {
 		return mailboxRecord{}, 0, ErrMailboxNotFound
 	}
 	var rec mailboxRecord
@@ -304,7 +296,7 @@ type MailboxPage struct {
 // ListMailboxes lists up to limit mailboxes of tid after pageToken (empty
 // for the first page).
 func (s *Service) ListMailboxes(ctx context.Context, c directory.Caller, tid, pageToken string, limit int) (MailboxPage, error) {
-	tid, err := checkTenant(tid)
+	tid, err := scope.CheckTenant(tid)
 	if err != nil {
 		return MailboxPage{}, err
 	}
@@ -394,7 +386,7 @@ func (s *Service) SetMailboxPolicy(ctx context.Context, c directory.Caller, tid,
 		if assigned == "" {
 			target = cur.PrimarySMTPAddress + " -> $null"
 		}
-		return s.record(ctx, tx, c, tid, action, target)
+		return s.audit.Record(ctx, tx, c, tid, action, target)
 	})
 	if err != nil {
 		return Mailbox{}, err
@@ -438,7 +430,7 @@ func (s *Service) MailboxStatistics(ctx context.Context, c directory.Caller, tid
 	if err != nil {
 		return Statistics{}, err
 	}
-	eff, err := s.effective(ctx, rec.Mailbox, nil)
+	eff, err := s.effective(ctx, rec.Mailbox)
 	if err != nil {
 		return Statistics{}, err
 	}
@@ -500,7 +492,7 @@ func (s *Service) destroy(ctx context.Context, c directory.Caller, m Mailbox, ac
 					return err
 				}
 			}
-			return s.record(ctx, tx, c, tid, action, m.PrimarySMTPAddress)
+			return s.audit.Record(ctx, tx, c, tid, action, m.PrimarySMTPAddress)
 		})
 		if err != nil {
 			return fmt.Errorf("mail: deleting mailbox %s: %w", m.ID, err)

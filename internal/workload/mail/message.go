@@ -15,6 +15,7 @@ import (
 	"github.com/customerkey/customerkey/internal/errkind"
 	"github.com/customerkey/customerkey/internal/secret"
 	"github.com/customerkey/customerkey/internal/storage"
+	"github.com/customerkey/customerkey/internal/workload/scope"
 )
 
 // NewMessage is a message to store.
@@ -116,7 +117,7 @@ func (s *Service) contentAccess(ctx context.Context, c directory.Caller, tid, id
 // and returns a sealer for it; the key itself is wiped before returning.
 // Revocation errors of dep come back unchanged.
 func (s *Service) mailboxSealer(ctx context.Context, rec mailboxRecord) (*envelope.Sealer, error) {
-	key, err := s.dep.UnwrapScopeKey(ctx, rec.TenantID, rec.WrappedKey, scopeAAD(rec.TenantID, rec.ID), purpose(ctx))
+	key, err := s.dep.UnwrapScopeKey(ctx, rec.TenantID, rec.WrappedKey, scopeAAD(rec.TenantID, rec.ID), scope.Purpose(ctx))
 	if err != nil {
 		return nil, err
 	}
@@ -210,7 +211,7 @@ func openMessage(mbx *envelope.Sealer, tid, mailboxID string, mr messageRecord) 
 	var h header
 	raw, err := mbx.Open(mr.WrappedKey, []byte(msgKey(tid, mailboxID, mr.ID)))
 	if err != nil {
-		return nil, h, damaged("data key of message "+mr.ID, err)
+		return nil, h, scope.Damaged("data key of message "+mr.ID, err)
 	}
 	dk := secret.New(raw)
 	defer dk.Wipe()
@@ -220,10 +221,10 @@ func openMessage(mbx *envelope.Sealer, tid, mailboxID string, mr messageRecord) 
 	}
 	hdr, err := data.Open(mr.Header, []byte(msgKey(tid, mailboxID, mr.ID)))
 	if err != nil {
-		return nil, h, damaged("header of message "+mr.ID, err)
+		return nil, h, scope.Damaged("header of message "+mr.ID, err)
 	}
 	if err := json.Unmarshal(hdr, &h); err != nil {
-		return nil, h, damaged("header of message "+mr.ID, err)
+		return nil, h, scope.Damaged("header of message "+mr.ID, err)
 	}
 	return data, h, nil
 }
@@ -269,7 +270,7 @@ func (s *Service) GetMessage(ctx context.Context, c directory.Caller, tid, mailb
 	}
 	plain, err := data.Open(body, []byte(bodyKey(tid, rec.ID, id)))
 	if err != nil {
-		return Message{}, damaged("body of message "+id, err)
+		return Message{}, scope.Damaged("body of message "+id, err)
 	}
 	return Message{MessageSummary: summary(rec.ID, mr, h), Body: plain}, nil
 }
