@@ -83,6 +83,10 @@ type benchOptions struct {
 	sizes     []string
 	itemSizes []int
 	scope     string
+	// endpoints are the nodes of one deployment to spread the workers
+	// over (--endpoint, repeatable); the first is also the endpoint of
+	// the session. Empty: the session's endpoint alone.
+	endpoints []string
 }
 
 // validate checks the flags and returns every problem at once.
@@ -122,6 +126,14 @@ func (o *benchOptions) validate() error {
 	}
 	if o.baselineOnly && !o.baseline {
 		errs = append(errs, errors.New("--baseline-only and --baseline=false leave nothing to run"))
+	}
+	if o.baselineOnly && len(o.endpoints) > 0 {
+		errs = append(errs, errors.New("--endpoint names servers to load, and --baseline-only loads none: drop one of them"))
+	}
+	for _, e := range o.endpoints {
+		if _, err := endpointAddr(e); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if len(o.concurrency) == 0 {
 		errs = append(errs, errors.New("--concurrency: give at least one value"))
@@ -238,7 +250,14 @@ AES-256-GCM on the same bytes into a new slice, GOMAXPROCS workers. A
 third target, client-seal, measures the Go client package
 (client/encryption) in this process: Seal and Open with a cached data key,
 to compare with raw-aes. They need a tenant Global or Compliance
-Administrator (to create the scope) and no --vault.`,
+Administrator (to create the scope) and no --vault.
+
+Several nodes: repeat --endpoint with the address of each node of one
+deployment (https://HOST:PORT). The first is where bench signs in and finds
+the vault; the workers of each run take the nodes in turn (worker i sends
+every request to node i mod N), with the URLs, Host headers and TLS server
+names the deployment's public URL gives, as a load balancer in front of
+the nodes would. Compare with a run against one --endpoint.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o.durationSet = cmd.Flags().Changed("duration")
@@ -248,6 +267,11 @@ Administrator (to create the scope) and no --vault.`,
 			pr, err := g.printer(cmd)
 			if err != nil {
 				return err
+			}
+			if len(o.endpoints) > 0 {
+				// bench's own --endpoint shadows the global flag of the
+				// same name; its first value takes the global's place.
+				g.endpoint = o.endpoints[0]
 			}
 			var s *session
 			if !o.baselineOnly {
@@ -288,6 +312,7 @@ Administrator (to create the scope) and no --vault.`,
 	f.StringVar(&o.signAlg, "sign-alg", "RS256", "signature algorithm of the sign operation: RS256 or PS256")
 	f.StringVar(&o.proto, "http", "1.1", "client protocol: 1.1 (keep-alive, one connection per client) or 2 (h2)")
 	f.BoolVar(&o.keep, "keep", false, "keep the temporary keys and scope instead of deleting them")
+	f.StringArrayVar(&o.endpoints, "endpoint", nil, "server URL (default $CUSTOMERKEY_ENDPOINT or the saved login); repeat it with each node of one deployment to spread the workers over them")
 	cmd.AddCommand(zeroServerCmd())
 	return cmd
 }
@@ -347,6 +372,9 @@ type benchReport struct {
 	LoadAfter  string        `json:"loadAfter,omitempty"`
 	Results    []benchResult `json:"results"`
 	Ratios     []benchRatio  `json:"ratios"`
+	// Nodes are the --endpoint values the workers took in turn, when
+	// there were several.
+	Nodes []string `json:"nodes,omitempty"`
 }
 
 func (r *benchReport) serverErrors() int {
@@ -425,6 +453,9 @@ func (r *benchReport) print(pr printer) error {
 	fmt.Fprintf(pr.w, "cpus %d, GOMAXPROCS %d, %s, client HTTP/%s", r.CPUs, r.GOMAXPROCS, r.GoVersion, r.HTTP)
 	if r.Endpoint != "" {
 		fmt.Fprintf(pr.w, ", server %s", r.Endpoint)
+	}
+	if len(r.Nodes) > 0 {
+		fmt.Fprintf(pr.w, ", workers round-robin over the nodes %s", strings.Join(r.Nodes, " "))
 	}
 	if r.LoadBefore != "" {
 		fmt.Fprintf(pr.w, ", load average %s before, %s after", r.LoadBefore, r.LoadAfter)
@@ -972,6 +1003,9 @@ type benchRun struct {
 	// item is the item size of the encrypt or decrypt being measured (0
 	// for the RSA operations); results and progress lines carry it.
 	item int
+	// nodes carry the measured server requests: one client per
+	// --endpoint when there are several, else server alone.
+	nodes []*http.Client
 }
 
 func runBench(ctx context.Context, s *session, o *benchOptions, logw io.Writer) (*benchReport, error) {
@@ -986,6 +1020,11 @@ func runBench(ctx context.Context, s *session, o *benchOptions, logw io.Writer) 
 			return nil, errors.New("bench: the session's HTTP client has no *http.Transport to tune")
 		}
 		r.server = benchTransport(base, o.proto, conns)
+		r.nodes = []*http.Client{r.server}
+		if len(o.endpoints) > 1 {
+			r.nodes = nodeClients(base, o.proto, conns, o.endpoints)
+			r.rep.Nodes = o.endpoints
+		}
 		if o.vault != "" && slices.ContainsFunc(o.ops, func(op string) bool { return op != "token" && !isItemOp(op) }) {
 			if err := r.openVault(ctx); err != nil {
 				return nil, err
@@ -1292,20 +1331,71 @@ func zeroJob(z *zeroServer, op, signAlg string, tokenLen int) (benchJob, error) 
 }
 
 // benchTarget is one thing measured: the server or the baseline over
-// HTTP (c and j), or work in this process (w).
+// HTTP (c and j; or nodes, taken in turn, and j), or work in this process
+// (w).
 type benchTarget struct {
-	name string
-	c    *http.Client
-	j    benchJob
-	w    func() workerFunc
+	name  string
+	c     *http.Client
+	nodes []*http.Client
+	j     benchJob
+	w     func() workerFunc
 }
 
 // workers returns the worker factory of t.
 func (t benchTarget) workers(ctx context.Context) func() workerFunc {
-	if t.w != nil {
+	switch {
+	case t.w != nil:
 		return t.w
+	case len(t.nodes) > 0:
+		return roundRobin(ctx, t.nodes, t.j)
 	}
 	return httpWorker(ctx, t.c, t.j)
+}
+
+// roundRobin makes workers that send j through the clients in turn: the
+// i-th worker made uses clients[i mod len(clients)] for all its requests,
+// so a run's workers are spread evenly over the nodes.
+func roundRobin(ctx context.Context, clients []*http.Client, j benchJob) func() workerFunc {
+	next := 0
+	return func() workerFunc {
+		c := clients[next%len(clients)]
+		next++
+		return httpWorker(ctx, c, j)()
+	}
+}
+
+// nodeClients returns one client per endpoint. Each sends every request to
+// its endpoint's address whatever host the URL names, and keeps the URL,
+// the Host header and the TLS server name: the nodes of one deployment
+// share its public URL, vault host names and certificate, and a load
+// balancer in front of them routes the same way. endpoints are validated.
+func nodeClients(base *http.Transport, proto string, conns int, endpoints []string) []*http.Client {
+	dial := base.DialContext
+	if dial == nil {
+		dial = (&net.Dialer{Timeout: 10 * time.Second}).DialContext
+	}
+	out := make([]*http.Client, len(endpoints))
+	for i, e := range endpoints {
+		addr, _ := endpointAddr(e)
+		tr := base.Clone()
+		// Through base's dialer, which resolves *.localhost to loopback.
+		tr.DialContext = func(ctx context.Context, network, _ string) (net.Conn, error) { return dial(ctx, network, addr) }
+		out[i] = benchTransport(tr, proto, conns)
+	}
+	return out
+}
+
+// endpointAddr returns the host:port an --endpoint URL names.
+func endpointAddr(endpoint string) (string, error) {
+	u, err := url.Parse(endpoint)
+	if err != nil || u.Scheme != "https" || u.Hostname() == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil {
+		return "", fmt.Errorf("--endpoint %q: use the https URL of a node, such as https://localhost:8443", endpoint)
+	}
+	port := u.Port()
+	if port == "" {
+		port = "443"
+	}
+	return net.JoinHostPort(u.Hostname(), port), nil
 }
 
 // measureAt measures each target at conc, after its warmup. The measured
@@ -1428,7 +1518,7 @@ func (r *benchRun) measureSize(ctx context.Context, size int, ops []string) (err
 		}
 		var targets []benchTarget
 		if k != nil {
-			targets = append(targets, benchTarget{name: "server", c: r.server, j: sj})
+			targets = append(targets, benchTarget{name: "server", nodes: r.nodes, j: sj})
 		}
 		if z != nil {
 			targets = append(targets, benchTarget{name: "baseline-https", c: zc, j: zj})
@@ -1495,7 +1585,7 @@ func (r *benchRun) measureToken(ctx context.Context) error {
 	}
 	var targets []benchTarget
 	if !r.o.baselineOnly {
-		targets = append(targets, benchTarget{name: "server", c: r.server, j: sj})
+		targets = append(targets, benchTarget{name: "server", nodes: r.nodes, j: sj})
 	}
 	if z != nil {
 		targets = append(targets, benchTarget{name: "baseline-https", c: zc, j: zj})
@@ -1818,7 +1908,7 @@ func (r *benchRun) measureItems(ctx context.Context, ops []string) (err error) {
 				if err != nil {
 					return fmt.Errorf("%s: %w", op, err)
 				}
-				targets = append(targets, benchTarget{name: "server", c: r.server, j: sj})
+				targets = append(targets, benchTarget{name: "server", nodes: r.nodes, j: sj})
 				tokenLen = len(it.token)
 			}
 			var zc *http.Client
