@@ -57,49 +57,9 @@ may share; each node's data directory still needs the same barrier.key
 A YAML file given with --config may set any flag by its name; flags win.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			merged := config.Default()
-			if file != "" {
-				if err := merged.LoadFile(file); err != nil {
-					return err
-				}
-			}
-			fs := cmd.Flags()
-			if fs.Changed("data-dir") {
-				merged.DataDir = cfg.DataDir
-			}
-			if fs.Changed("store") {
-				merged.Store = cfg.Store
-			}
-			if fs.Changed("store-password-file") {
-				merged.StorePasswordFile = cfg.StorePasswordFile
-			}
-			if fs.Changed("listen") {
-				merged.Listen = cfg.Listen
-			}
-			mergeHSMFlags(fs, &merged, cfg)
-			if fs.Changed("public-url") {
-				merged.PublicURL = cfg.PublicURL
-			}
-			if fs.Changed("vault-dns-suffix") {
-				merged.VaultDNSSuffix = cfg.VaultDNSSuffix
-			}
-			if fs.Changed("log-level") {
-				merged.LogLevel = cfg.LogLevel
-			}
-			if fs.Changed("log-format") {
-				merged.LogFormat = cfg.LogFormat
-			}
-			if fs.Changed("feature-registration-delay") {
-				merged.FeatureRegistrationDelay = cfg.FeatureRegistrationDelay
-			}
-			if fs.Changed("policy-key-cache-lifetime") {
-				merged.PolicyKeyCacheLifetime = cfg.PolicyKeyCacheLifetime
-			}
-			if err := merged.Complete(); err != nil {
+			merged, err := configFrom(file, cmd.Flags(), bindServe)
+			if err != nil {
 				return err
-			}
-			if err := merged.Validate(); err != nil {
-				return fmt.Errorf("configuration:\n%w", err)
 			}
 			log := newLogger(merged)
 			if pprofAddr != "" {
@@ -113,20 +73,7 @@ A YAML file given with --config may set any flag by its name; flags win.`,
 	f := cmd.Flags()
 	f.StringVar(&file, "config", "", "YAML configuration file")
 	f.StringVar(&pprofAddr, "pprof-listen", "", "serve Go profiling endpoints on this loopback address (for performance work; off by default)")
-	f.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "data directory (created if missing)")
-	f.StringVar(&cfg.Store, "store", cfg.Store, "bolt (the file in --data-dir) or postgres://USER@HOST:PORT/DB?sslmode=… shared by every node")
-	f.StringVar(&cfg.StorePasswordFile, "store-password-file", "", "file whose first line is the database password (else PGPASSWORD)")
-	f.StringVar(&cfg.Listen, "listen", cfg.Listen, "address to serve HTTPS on")
-	f.StringVar(&cfg.Seal, "seal", cfg.Seal, "what seals the store's keyring: file (barrier.key) or pkcs11 (the HSM)")
-	addHSMFlags(f, &cfg)
-	f.StringVar(&cfg.PublicURL, "public-url", "", "URL clients use (default https://localhost:<listen port>)")
-	f.StringVar(&cfg.VaultDNSSuffix, "vault-dns-suffix", cfg.VaultDNSSuffix, "vaults are served at https://<name>.<suffix>:<port>")
-	f.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error")
-	f.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "text or json")
-	f.DurationVar(&cfg.FeatureRegistrationDelay, "feature-registration-delay", cfg.FeatureRegistrationDelay,
-		"how long registering the mandatory retention period takes (Azure: up to an hour)")
-	f.DurationVar(&cfg.PolicyKeyCacheLifetime, "policy-key-cache-lifetime", cfg.PolicyKeyCacheLifetime,
-		"how long an unwrapped policy key is cached; revoking the root keys takes effect within this time")
+	bindServe(f, &cfg)
 	return cmd
 }
 
