@@ -216,7 +216,8 @@ func (s *Server) wirePolicies(cfg config.Config, o Options) error {
 	// dep's policy key cache, so dep keeps policy keys for the rest.
 	life := cfg.PolicyKeyCacheLifetime
 	s.dep = dep.New(dep.Options{Store: s.store, Audit: s.audit, Directory: s.dir, Scenarios: s.onb, Vaults: s.kv,
-		Subscriptions: s.res, RootKeys: roots, CacheLifetime: life - life/10, Now: now, Logger: s.log, Bus: s.bus})
+		Subscriptions: s.res, RootKeys: roots, CacheLifetime: life - life/10, Now: now, Logger: s.log, Bus: s.bus,
+		HSM: s.depHSM()})
 	s.mail = mail.New(mail.Options{Store: s.store, Policies: s.dep, Directory: s.dir, Audit: s.audit, Log: s.log, Now: now})
 	s.files = files.New(files.Options{Store: s.store, Policies: s.dep, Directory: s.dir, Audit: s.audit, Log: s.log, Now: now})
 	s.enc = encryption.New(encryption.Options{Store: s.store, Audit: s.audit, Policies: s.dep, Directory: s.dir,

@@ -7,6 +7,7 @@ import (
 
 	"github.com/customerkey/customerkey/internal/barrier"
 	"github.com/customerkey/customerkey/internal/config"
+	"github.com/customerkey/customerkey/internal/dep"
 	"github.com/customerkey/customerkey/internal/errkind"
 	"github.com/customerkey/customerkey/internal/hsm"
 	"github.com/customerkey/customerkey/internal/vault"
@@ -15,6 +16,7 @@ import (
 var (
 	_ vault.HSM       = (*hsm.HSM)(nil)
 	_ barrier.HSMKeys = (*hsm.HSM)(nil)
+	_ dep.HSMKeys     = (*hsm.HSM)(nil)
 )
 
 // hsmConfig is the HSM the configuration names, with its PIN read from
@@ -56,6 +58,16 @@ func (s *Server) openHSM(ctx context.Context) error {
 
 // vaultHSM is the HSM for vault.Options: nil, not a typed nil, without one.
 func (s *Server) vaultHSM() vault.HSM {
+	if s.hsm == nil {
+		return nil
+	}
+	return s.hsm
+}
+
+// depHSM is the HSM for dep.Options, which keeps the availability keys of
+// new policies in it so that a purge can destroy them: nil, not a typed
+// nil, without one.
+func (s *Server) depHSM() dep.HSMKeys {
 	if s.hsm == nil {
 		return nil
 	}

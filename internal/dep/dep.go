@@ -126,6 +126,12 @@ type Options struct {
 	// Bus carries the invalidation of a policy's cached keys to and from
 	// the other nodes on the store; nil means this Service is alone.
 	Bus notify.Bus
+	// HSM, when set, keeps the availability key of every new policy: an
+	// AES-256 key generated inside it that never leaves it, which a purge
+	// destroys there. nil keeps availability keys in the store, where a
+	// purged one may linger on disk until the store reuses the space.
+	// Policies keep the kind of availability key they were created with.
+	HSM HSMKeys
 }
 
 // Service keeps the policies. It is safe for concurrent use. Close stops
@@ -149,6 +155,7 @@ type Service struct {
 
 	cache *cache
 	bus   notify.Bus
+	hsm   HSMKeys // nil: availability keys are kept in the store
 }
 
 // New returns a Service. It panics when a required option is missing,
@@ -185,6 +192,7 @@ func New(o Options) *Service {
 	}
 	s.cache = newCache(life, size)
 	s.bus = o.Bus
+	s.hsm = o.HSM
 	if s.bus == nil {
 		s.bus = notify.Nop{}
 	}
@@ -226,7 +234,7 @@ func (s *Service) Close() { s.cache.close() }
 //	dep/geo/{tid}/{GEO}                  -> id (the geo's SharePoint policy)
 //	dep/default/{tid}/{workload}         -> id (the service-managed default)
 //	dep/keys/{tid}/{id}/{version:%010d}  -> keyVersion (wrapped copies of one policy key version)
-//	dep/ak/{tid}/{id}                    -> the availability key, 32 raw bytes
+//	dep/ak/{tid}/{id}                    -> the availability key, 32 raw bytes, or akRecord (kept in the HSM)
 //	dep/operator/{version}               -> an operator key, 32 raw bytes
 //	dep/assignment/{tid}                 -> Assignment (the assigned M365 policy)
 //	dep/purgejob/{tid}/{id}              -> purgeJob
@@ -265,6 +273,7 @@ const (
 	actionPurgeRequest   = "dep/policies/purgeRequest"
 	actionPurgeApprove   = "dep/policies/purgeApprove"
 	actionPurge          = "dep/policies/purge"
+	actionPurgeAK        = "dep/policies/purgeAvailabilityKey"
 	actionRegister       = "dep/sharepoint/register"
 	actionRoll           = "dep/sharepoint/update"
 	actionRegistered     = "dep/sharepoint/registered"

@@ -12,8 +12,10 @@
 // Every policy has one AES-256 policy key per key version, generated in
 // memory and stored only wrapped: by each customer root key (RootKeys.Wrap
 // as the workload identity of the policy's kind), and by the policy's own
-// availability key, an AES-256 key kept in the store. A service-managed
-// default is wrapped only by the operator key, also kept in the store. The
+// availability key, an AES-256 key kept in the store or, with Options.HSM,
+// generated in the HSM and never leaving it (the HSM then seals and opens
+// that copy). A service-managed default is wrapped only by the operator
+// key, also kept in the store. The
 // store is the barrier, so nothing here reaches disk unencrypted. Scope keys
 // (mailbox, site and scope keys of the workloads) are sealed with package
 // envelope under a policy key version: the blob names the policy id and key
@@ -48,8 +50,10 @@
 // Global Administrators of the operator approved. The purge is a persisted
 // job: the workloads delete the data under the policy, then the wrapped
 // policy key copies and the availability key are deleted and the policy
-// stays as a tombstone. A job interrupted by a crash is resumed by
-// ResumePurges.
+// stays as a tombstone; an availability key kept in the HSM is then
+// destroyed there, which crypto-shreds whatever the store's freed pages
+// still hold of the policy's keys. A job interrupted by a crash or an
+// unreachable HSM is resumed by ResumePurges.
 //
 // dep owns the storage prefix "dep/" and records every change in the
 // tenant's audit log in the same transaction. It imports secret, errkind,
@@ -59,6 +63,6 @@
 // onboarding (Scenario, for the enabled scenarios) and vault (Vault, for
 // the subscription that holds a vault). It reaches everything else through
 // the interfaces it declares (RootKeys, Directory, Scenarios, Vaults,
-// Subscriptions, Scopes). It must not import net/http or any storage
+// Subscriptions, Scopes, HSMKeys). It must not import net/http or any storage
 // implementation.
 package dep

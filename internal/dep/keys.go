@@ -24,7 +24,8 @@ type keyVersion struct {
 	// Roots are the copies wrapped by the customer root keys, in the order
 	// of the policy's key URIs when the version was made.
 	Roots []WrappedRoot `json:"roots,omitempty"`
-	// Available is the copy sealed under the policy's availability key.
+	// Available is the copy sealed under the policy's availability key: an
+	// envelope blob, or AES-GCM of the HSM when the key is kept there.
 	Available []byte `json:"available,omitempty"`
 	// Operator is, for a service-managed default, the copy sealed under the
 	// operator key.
@@ -180,13 +181,13 @@ func (s *Service) wrapLive(ctx context.Context, k Kind, tid, uri string, key sec
 // wrapVersion makes key version v of policy p: key wrapped live by every
 // root key of uris and sealed under the availability key ak. Problems of
 // all keys are reported together, so the customer can fix them at once.
-func (s *Service) wrapVersion(ctx context.Context, p Policy, v int, uris []string, key, ak secret.Bytes) (keyVersion, error) {
+func (s *Service) wrapVersion(ctx context.Context, p Policy, v int, uris []string, key secret.Bytes, ak availabilityKey) (keyVersion, error) {
 	roots, err := s.wrapAll(ctx, p, uris, key)
 	if err != nil {
 		return keyVersion{}, err
 	}
 	kv := keyVersion{Version: v, Roots: roots, CreatedAt: s.now().UTC()}
-	blob, err := envelope.Seal(ak, akID(p.ID), uint32(v), key.Reveal(), akAAD(p.TenantID, p.ID, v))
+	blob, err := s.sealAK(ctx, ak, p, v, key)
 	if err != nil {
 		return keyVersion{}, err
 	}
@@ -227,7 +228,8 @@ func joinProblems(errs []error) error {
 }
 
 // The availability key's envelope names it "ak:{policy id}"; the additional
-// data binds the tenant, the policy and the key version it seals.
+// data (of the envelope, or of the HSM's AES-GCM) binds the tenant, the
+// policy and the key version it seals.
 func akID(policyID string) string { return "ak:" + policyID }
 
 func akAAD(tid, id string, v int) []byte {
@@ -236,38 +238,6 @@ func akAAD(tid, id string, v int) []byte {
 
 func operatorAAD(tid, id string, v int) []byte {
 	return []byte("dep-operator-key\x00" + tid + "\x00" + id + "\x00" + strconv.Itoa(v))
-}
-
-// loadAK reads the availability key of policy p.
-func (s *Service) loadAK(ctx context.Context, p Policy) (secret.Bytes, error) {
-	var ak secret.Bytes
-	err := s.store.View(ctx, func(tx storage.Tx) error {
-		e, err := tx.Get(akKey(p.TenantID, p.ID))
-		if err != nil {
-			return err
-		}
-		ak.Wipe()
-		ak = secret.Copy(e.Value)
-		return nil
-	})
-	if errkind.Is(err, errkind.NotFound) {
-		return secret.Bytes{}, errkind.Errorf(errkind.NotFound, "the availability key of the %s no longer exists (it was purged)", p.label())
-	}
-	return ak, err
-}
-
-// unwrapAvailable opens version kv of policy p with its availability key.
-func (s *Service) unwrapAvailable(ctx context.Context, p Policy, kv keyVersion) (secret.Bytes, error) {
-	ak, err := s.loadAK(ctx, p)
-	if err != nil {
-		return secret.Bytes{}, err
-	}
-	defer ak.Wipe()
-	key, err := envelope.Open(ak, kv.Available, akAAD(p.TenantID, p.ID, kv.Version))
-	if err != nil {
-		return secret.Bytes{}, errkind.Wrap(errkind.Internal, "dep: the availability key copy of "+p.label()+" does not open", err)
-	}
-	return secret.New(key), nil
 }
 
 // operatorKey returns the operator key, creating it on first use. It is

@@ -225,11 +225,21 @@ func (s *Service) Create(ctx context.Context, c directory.Caller, tenantID strin
 		return Policy{}, err
 	}
 	defer key.Wipe()
-	ak, err := newPolicyKey()
+	ak, err := s.newAK(ctx)
 	if err != nil {
 		return Policy{}, err
 	}
 	defer ak.Wipe()
+	created := false
+	defer func() {
+		if !created {
+			s.discardAK(ctx, ak)
+		}
+	}()
+	akRec, err := ak.record()
+	if err != nil {
+		return Policy{}, err
+	}
 	kv, err := s.wrapVersion(ctx, p, 1, uris, key, ak)
 	if err != nil {
 		return Policy{}, err
@@ -242,7 +252,7 @@ func (s *Service) Create(ctx context.Context, c directory.Caller, tenantID strin
 		if _, err := tx.Put(nameKey(tid, k, name), []byte(id), storage.MustNotExist); err != nil {
 			return err
 		}
-		if _, err := tx.Put(akKey(tid, id), ak.Reveal(), storage.MustNotExist); err != nil {
+		if _, err := tx.Put(akKey(tid, id), akRec, storage.MustNotExist); err != nil {
 			return err
 		}
 		if err := storage.PutJSON(tx, versionKey(tid, id, 1), kv, storage.MustNotExist); err != nil {
@@ -257,6 +267,7 @@ func (s *Service) Create(ctx context.Context, c directory.Caller, tenantID strin
 	if err != nil {
 		return Policy{}, err
 	}
+	created = true
 	return p, nil
 }
 

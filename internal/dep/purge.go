@@ -34,6 +34,10 @@ type purgeJob struct {
 	Done     []Workload `json:"done"`   // workloads whose data is deleted
 	Scopes   int        `json:"scopes"` // scopes they deleted
 	Started  time.Time  `json:"started"`
+	// AKObject is the CKA_ID of the policy's availability key in the HSM,
+	// set when the store deleted the keys: the job stays until the HSM
+	// has destroyed the object.
+	AKObject []byte `json:"akObject,omitempty"`
 }
 
 func jobKey(tid, id string) string { return kPurgeJob + tid + "/" + id }
@@ -201,8 +205,10 @@ func (s *Service) acceptRevocation(ctx context.Context, appName, uri string, err
 // requested purge. Two different operators must approve; the second
 // approval starts the purge job and runs it: the workloads delete the data
 // under the policy, then its wrapped key copies and availability key are
-// deleted and it stays as a Purged tombstone. If the job is interrupted it
-// stays persisted, and ResumePurges finishes it.
+// deleted and it stays as a Purged tombstone; an availability key kept in
+// the HSM is destroyed there after that commit. If the job is interrupted
+// (the HSM being unreachable included) it stays persisted, and
+// ResumePurges finishes it.
 func (s *Service) ApprovePurge(ctx context.Context, c directory.Caller, tenantID, policyID string) (Policy, error) {
 	tid, err := checkTenant(tenantID)
 	if err != nil {
@@ -327,6 +333,9 @@ func (s *Service) runPurge(ctx context.Context, job purgeJob) (Policy, error) {
 		}
 		out = p
 		if p.State == Purged {
+			if job.AKObject != nil {
+				return nil // the store is done; the HSM object is destroyed below
+			}
 			return tx.Delete(jobKey(job.TenantID, job.PolicyID), storage.AnyVersion)
 		}
 		versions, err := tx.List(keysPrefix(job.TenantID, job.PolicyID), "", 0)
@@ -337,6 +346,18 @@ func (s *Service) runPurge(ctx context.Context, job purgeJob) (Policy, error) {
 			if err := tx.Delete(e.Key, storage.AnyVersion); err != nil {
 				return err
 			}
+		}
+		job.AKObject = nil
+		switch e, err := tx.Get(akKey(job.TenantID, job.PolicyID)); {
+		case err == nil:
+			ak, err := parseAK(e.Value)
+			if err != nil {
+				return err
+			}
+			ak.Wipe()
+			job.AKObject = ak.hsmID
+		case !errkind.Is(err, errkind.NotFound):
+			return err
 		}
 		if err := tx.Delete(akKey(job.TenantID, job.PolicyID), storage.AnyVersion); err != nil {
 			return err
@@ -349,19 +370,47 @@ func (s *Service) runPurge(ctx context.Context, job purgeJob) (Policy, error) {
 		if err := storage.PutJSON(tx, policyKey(job.TenantID, job.PolicyID), p, ver); err != nil {
 			return err
 		}
-		if err := tx.Delete(jobKey(job.TenantID, job.PolicyID), storage.AnyVersion); err != nil {
+		akDone := "the availability key deleted"
+		if job.AKObject != nil {
+			// The job stays until the HSM destroyed the key object.
+			akDone = "the availability key deleted from the store (its HSM object is destroyed next)"
+			err = storage.PutJSON(tx, jobKey(job.TenantID, job.PolicyID), job, storage.AnyVersion)
+		} else {
+			err = tx.Delete(jobKey(job.TenantID, job.PolicyID), storage.AnyVersion)
+		}
+		if err != nil {
 			return err
 		}
 		out = p
 		return s.audit.RecordTx(ctx, tx, audit.Event{TenantID: job.TenantID, Actor: systemActor, Action: actionPurge, Target: p.ID,
 			Result: audit.Success, Reason: fmt.Sprintf(
-				"data of %d scopes deleted by %v; %d wrapped policy key versions and the availability key deleted; the policy is a tombstone",
-				job.Scopes, job.Done, len(versions))})
+				"data of %d scopes deleted by %v; %d wrapped policy key versions and %s; the policy is a tombstone",
+				job.Scopes, job.Done, len(versions), akDone)})
 	})
 	if err != nil {
 		return Policy{}, err
 	}
 	s.policyChanged(ctx, job.TenantID, job.PolicyID)
+	if job.AKObject == nil {
+		return out, nil
+	}
+	// Destroying the key object after the commit: were it destroyed first
+	// and the commit failed, the policy would keep keys that no longer
+	// open. Until it is destroyed, the job stays and ResumePurges retries.
+	if err := s.destroyAK(ctx, job); err != nil {
+		return Policy{}, err
+	}
+	err = s.store.Update(ctx, func(tx storage.Tx) error {
+		if err := tx.Delete(jobKey(job.TenantID, job.PolicyID), storage.AnyVersion); err != nil {
+			return err
+		}
+		return s.audit.RecordTx(ctx, tx, audit.Event{TenantID: job.TenantID, Actor: systemActor, Action: actionPurgeAK,
+			Target: job.PolicyID, Result: audit.Success,
+			Reason: "the availability key object of the purged policy was destroyed in the HSM; what the store may still hold of its keys no longer opens"})
+	})
+	if err != nil {
+		return Policy{}, err
+	}
 	return out, nil
 }
 

@@ -211,11 +211,21 @@ func (s *Service) RegisterSharePoint(ctx context.Context, c directory.Caller, te
 		return Policy{}, err
 	}
 	defer tik.Wipe()
-	ak, err := newPolicyKey()
+	ak, err := s.newAK(ctx)
 	if err != nil {
 		return Policy{}, err
 	}
 	defer ak.Wipe()
+	created := false
+	defer func() {
+		if !created {
+			s.discardAK(ctx, ak)
+		}
+	}()
+	akRec, err := ak.record()
+	if err != nil {
+		return Policy{}, err
+	}
 	kv, err := s.wrapVersion(ctx, p, 1, uris, tik, ak)
 	if err != nil {
 		return Policy{}, err
@@ -228,7 +238,7 @@ func (s *Service) RegisterSharePoint(ctx context.Context, c directory.Caller, te
 		if _, err := tx.Put(geoKey(tid, geo), []byte(id), storage.AnyVersion); err != nil {
 			return err
 		}
-		if _, err := tx.Put(akKey(tid, id), ak.Reveal(), storage.MustNotExist); err != nil {
+		if _, err := tx.Put(akKey(tid, id), akRec, storage.MustNotExist); err != nil {
 			return err
 		}
 		if err := storage.PutJSON(tx, versionKey(tid, id, 1), kv, storage.MustNotExist); err != nil {
@@ -243,6 +253,7 @@ func (s *Service) RegisterSharePoint(ctx context.Context, c directory.Caller, te
 	if err != nil {
 		return Policy{}, err
 	}
+	created = true
 	s.kick(tid)
 	return s.withProgress(ctx, p)
 }

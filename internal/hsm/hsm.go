@@ -3,8 +3,9 @@
 // creates and uses the objects the service keeps in the HSM: the key pairs
 // of -HSM key versions (generated inside, imported in plaintext, or
 // unwrapped from a customer's Bring Your Own Key transfer blob), the AES
-// backup key that key backups are wrapped under, and the AES seal key the
-// store's barrier seals its keyring with. Private and secret keys are
+// backup key that key backups are wrapped under, the AES seal key the
+// store's barrier seals its keyring with, and the AES keys of
+// GenerateSecretKey (the availability keys of data encryption policies). Private and secret keys are
 // created sensitive, so their value never leaves the token in the clear.
 //
 // Objects are named by a random CKA_ID that callers keep; a key's id is all

@@ -533,6 +533,66 @@ func TestDestroyKey(t *testing.T) {
 	wantKind(t, "Sign with a destroyed key", err, errkind.Unavailable, "HSMKeyMissing", hex.EncodeToString(k.ID))
 }
 
+// TestSecretKey: a key of GenerateSecretKey lives only in the token, seals
+// and opens with AES-GCM there, and once destroyed nothing it sealed opens.
+func TestSecretKey(t *testing.T) {
+	c := hsmtest.NewToken(t)
+	h := open(t, c)
+	ctx := t.Context()
+	id, err := h.GenerateSecretKey(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := h.GenerateSecretKey(ctx)
+	if err != nil || bytes.Equal(id, other) {
+		t.Fatalf("a second GenerateSecretKey = %x, %v; want another key", other, err)
+	}
+	var found bool
+	for _, o := range hsmtest.Objects(t, c) {
+		if !bytes.Equal(o.ID, id) {
+			continue
+		}
+		found = true
+		if o.Class != "secret key" || o.Label != hsm.SecretLabel || !o.Sensitive || o.Extractable || !o.NeverExtractable ||
+			o.ValueRefusal != "CKR_ATTRIBUTE_SENSITIVE" {
+			t.Errorf("the secret key object = %+v; want a sensitive, never extractable secret key labelled %s", o, hsm.SecretLabel)
+		}
+	}
+	if !found {
+		t.Fatalf("the token has no object with CKA_ID %x", id)
+	}
+	sealed, err := h.EncryptGCM(ctx, id, []byte("aad"), []byte("a policy key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.DecryptGCM(ctx, other, []byte("aad"), sealed); err == nil {
+		t.Error("another secret key opened the sealed data")
+	}
+	if got, err := h.DecryptGCM(ctx, id, []byte("aad"), sealed); err != nil || string(got) != "a policy key" {
+		t.Fatalf("DecryptGCM = %q, %v", got, err)
+	}
+	if err := h.DestroyKey(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.DestroyKey(ctx, id); err != nil {
+		t.Errorf("DestroyKey of a destroyed secret key err = %v, want nil", err)
+	}
+	_, err = h.DecryptGCM(ctx, id, []byte("aad"), sealed)
+	wantKind(t, "DecryptGCM with a destroyed key", err, errkind.Unavailable, "HSMKeyMissing", hex.EncodeToString(id))
+	if _, err := h.DecryptGCM(ctx, other, []byte("aad"), mustSeal(t, h, other)); err != nil {
+		t.Errorf("the other secret key after destroying the first: %v", err)
+	}
+}
+
+func mustSeal(t *testing.T, h *hsm.HSM, id []byte) []byte {
+	t.Helper()
+	sealed, err := h.EncryptGCM(t.Context(), id, []byte("aad"), []byte("x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sealed
+}
+
 func TestTokenRemovedMidRun(t *testing.T) {
 	c := hsmtest.NewToken(t)
 	h := open(t, c)

@@ -333,27 +333,38 @@ func (h *HSM) ImportKey(ctx context.Context, priv crypto.Signer, u Usage) (Key, 
 	return Key{ID: id, Public: priv.Public()}, nil
 }
 
-// DestroyKey destroys the private key object id. An object that is already
-// gone is not an error, so that an interrupted purge can be repeated.
+// DestroyKey destroys the key object id: a private key (of a key pair) or
+// a secret key (an availability key of GenerateSecretKey). An object that
+// is already gone is not an error, so that an interrupted purge can be
+// repeated.
 func (h *HSM) DestroyKey(ctx context.Context, id []byte) error {
 	err := h.do(ctx, "destroying a key", false, func(sh pkcs11.SessionHandle) error {
-		// A token may hold more than one object with the id (a retried
-		// import); destroy them all, with a bound against a token that
-		// keeps reporting one.
-		for range 8 {
-			o, found, err := h.find(sh, pkcs11.CKO_PRIVATE_KEY, id)
-			if err != nil || !found {
+		for _, class := range []uint{pkcs11.CKO_PRIVATE_KEY, pkcs11.CKO_SECRET_KEY} {
+			if err := h.destroyAll(sh, class, id); err != nil {
 				return err
 			}
-			if err := h.p.DestroyObject(sh, o); err != nil && !isCode(err, pkcs11.CKR_OBJECT_HANDLE_INVALID) {
-				return err
-			}
-			h.forget(pkcs11.CKO_PRIVATE_KEY, id)
 		}
-		return errkind.Errorf(errkind.Internal, "hsm: token %q still reports a key object with CKA_ID %s after destroying it",
-			h.token, hex.EncodeToString(id))
+		return nil
 	})
 	return h.classify("destroying a key", err)
+}
+
+// destroyAll destroys every object of class with CKA_ID id. A token may
+// hold more than one (a retried import); the loop is bounded against a
+// token that keeps reporting one.
+func (h *HSM) destroyAll(sh pkcs11.SessionHandle, class uint, id []byte) error {
+	for range 8 {
+		o, found, err := h.find(sh, class, id)
+		if err != nil || !found {
+			return err
+		}
+		if err := h.p.DestroyObject(sh, o); err != nil && !isCode(err, pkcs11.CKR_OBJECT_HANDLE_INVALID) {
+			return err
+		}
+		h.forget(class, id)
+	}
+	return errkind.Errorf(errkind.Internal, "hsm: token %q still reports a key object with CKA_ID %s after destroying it",
+		h.token, hex.EncodeToString(id))
 }
 
 // find looks up the object of class with CKA_ID id, through the handle

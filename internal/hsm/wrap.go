@@ -268,12 +268,12 @@ func (h *HSM) ImportTransfer(ctx context.Context, kek, ciphertext []byte, u Usag
 }
 
 // EncryptGCM encrypts plaintext with AES-256-GCM inside the token under the
-// secret key keyID, authenticating aad too. The output is the 12-byte IV
+// secret key keyID (the seal key, or a key of GenerateSecretKey), authenticating aad too. The output is the 12-byte IV
 // followed by the ciphertext and the 16-byte tag. The IV is random; a token
 // that picks its own (some do) is followed.
 func (h *HSM) EncryptGCM(ctx context.Context, keyID, aad, plaintext []byte) ([]byte, error) {
 	var out []byte
-	err := h.do(ctx, "encrypting with the seal key", true, func(sh pkcs11.SessionHandle) error {
+	err := h.do(ctx, "encrypting with an AES key", true, func(sh pkcs11.SessionHandle) error {
 		return h.withObject(sh, pkcs11.CKO_SECRET_KEY, keyID, func(o pkcs11.ObjectHandle) error {
 			iv := make([]byte, gcmIVLen)
 			_, _ = rand.Read(iv)
@@ -294,7 +294,7 @@ func (h *HSM) EncryptGCM(ctx context.Context, keyID, aad, plaintext []byte) ([]b
 		})
 	})
 	if err != nil {
-		return nil, h.classify("encrypting with the seal key", err)
+		return nil, h.classify("encrypting with an AES key", err)
 	}
 	return out, nil
 }
@@ -309,7 +309,7 @@ func (h *HSM) DecryptGCM(ctx context.Context, keyID, aad, sealed []byte) ([]byte
 		return nil, errNotAuthentic
 	}
 	var out []byte
-	err := h.do(ctx, "decrypting with the seal key", true, func(sh pkcs11.SessionHandle) error {
+	err := h.do(ctx, "decrypting with an AES key", true, func(sh pkcs11.SessionHandle) error {
 		return h.withObject(sh, pkcs11.CKO_SECRET_KEY, keyID, func(o pkcs11.ObjectHandle) error {
 			params := pkcs11.NewGCMParams(sealed[:gcmIVLen], aad, 128)
 			defer params.Free()
@@ -328,16 +328,51 @@ func (h *HSM) DecryptGCM(ctx context.Context, keyID, aad, sealed []byte) ([]byte
 		})
 	})
 	if err != nil {
-		return nil, h.classify("decrypting with the seal key", err)
+		return nil, h.classify("decrypting with an AES key", err)
 	}
 	return out, nil
 }
 
-var errNotAuthentic = errkind.New(errkind.Internal, "hsm: the sealed data does not authenticate under the HSM seal key")
+var errNotAuthentic = errkind.New(errkind.Internal, "hsm: the sealed data does not authenticate under the HSM AES key it names")
 
 // SealKeyID returns the CKA_ID of the token's seal key, creating the key on
 // first use: an AES-256 key that encrypts and decrypts inside the token and
 // never leaves it.
 func (h *HSM) SealKeyID(ctx context.Context) ([]byte, error) {
 	return h.namedKey(ctx, SealLabel, pkcs11.CKA_ENCRYPT, pkcs11.CKA_DECRYPT)
+}
+
+// SecretLabel labels the AES keys of GenerateSecretKey.
+const SecretLabel = "customerkey-secret"
+
+// GenerateSecretKey generates an AES-256 key inside the token for
+// EncryptGCM and DecryptGCM, and returns its random CKA_ID: a private,
+// sensitive, never extractable token object labelled SecretLabel, so that
+// nothing outside the token ever holds its value and DestroyKey destroys it
+// for good. dep keeps one per data encryption policy (its availability key),
+// so that purging the policy crypto-shreds whatever the store still holds of
+// it. A full token is errkind.Unavailable with code HSMFull.
+func (h *HSM) GenerateSecretKey(ctx context.Context) ([]byte, error) {
+	id := newID()
+	t := []*pkcs11.Attribute{
+		pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_SECRET_KEY),
+		pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_AES),
+		pkcs11.NewAttribute(pkcs11.CKA_VALUE_LEN, 32),
+		pkcs11.NewAttribute(pkcs11.CKA_TOKEN, true),
+		pkcs11.NewAttribute(pkcs11.CKA_PRIVATE, true),
+		pkcs11.NewAttribute(pkcs11.CKA_SENSITIVE, true),
+		pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, false),
+		pkcs11.NewAttribute(pkcs11.CKA_ID, id),
+		pkcs11.NewAttribute(pkcs11.CKA_LABEL, SecretLabel),
+		pkcs11.NewAttribute(pkcs11.CKA_ENCRYPT, true),
+		pkcs11.NewAttribute(pkcs11.CKA_DECRYPT, true),
+	}
+	err := h.do(ctx, "generating an AES key", false, func(sh pkcs11.SessionHandle) error {
+		_, err := h.p.GenerateKey(sh, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_KEY_GEN, nil)}, t)
+		return err
+	})
+	if err != nil {
+		return nil, h.classify("generating an AES key", err)
+	}
+	return id, nil
 }
