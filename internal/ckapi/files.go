@@ -13,6 +13,7 @@ import (
 	"github.com/customerkey/customerkey/internal/httpx"
 	"github.com/customerkey/customerkey/internal/secret"
 	"github.com/customerkey/customerkey/internal/workload/files"
+	"github.com/customerkey/customerkey/internal/workload/scope"
 )
 
 // Files is the sites and files workload; package workload/files implements
@@ -77,7 +78,7 @@ func (a *API) listSites(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	token, top, err := pageQuery(r, files.MaxPage)
+	token, top, err := pageQuery(r, scope.MaxPage)
 	if err != nil {
 		return err
 	}
@@ -132,7 +133,7 @@ func (a *API) listFiles(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	token, top, err := pageQuery(r, files.MaxPage)
+	token, top, err := pageQuery(r, scope.MaxPage)
 	if err != nil {
 		return err
 	}

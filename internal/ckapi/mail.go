@@ -12,6 +12,7 @@ import (
 	"github.com/customerkey/customerkey/internal/errkind"
 	"github.com/customerkey/customerkey/internal/httpx"
 	"github.com/customerkey/customerkey/internal/workload/mail"
+	"github.com/customerkey/customerkey/internal/workload/scope"
 )
 
 // Mail is the mailbox workload; package workload/mail implements it and
@@ -99,7 +100,7 @@ func (a *API) listMailboxes(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	token, top, err := pageQuery(r, mail.MaxPage)
+	token, top, err := pageQuery(r, scope.MaxPage)
 	if err != nil {
 		return err
 	}
@@ -219,7 +220,7 @@ func (a *API) listMessages(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	token, top, err := pageQuery(r, mail.MaxPage)
+	token, top, err := pageQuery(r, scope.MaxPage)
 	if err != nil {
 		return err
 	}

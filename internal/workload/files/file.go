@@ -315,36 +315,21 @@ func (s *Service) ListFiles(ctx context.Context, c directory.Caller, tid, site, 
 	if err != nil {
 		return FilePage{}, err
 	}
-	tid, limit = rec.TenantID, pageLimit(limit)
-	p := kFile + tid + "/" + rec.ID + "/"
 	after := ""
 	if pageToken != "" {
-		tok, err := checkPath(pageToken)
-		if err != nil {
+		if after, err = checkPath(pageToken); err != nil {
 			return FilePage{}, ErrBadPageToken
 		}
-		after = fileKey(tid, rec.ID, tok)
 	}
-	page := FilePage{Files: []File{}}
-	err = s.store.View(ctx, func(tx storage.Tx) error {
-		entries, err := tx.List(p, after, limit+1)
-		if err != nil {
-			return err
-		}
-		for i, e := range entries {
-			if i == limit {
-				page.Next = strings.ToLower(page.Files[limit-1].Path)
-				break
-			}
-			var f fileRecord
-			if err := jsonUnmarshal(e, &f); err != nil {
-				return err
-			}
-			page.Files = append(page.Files, f.File)
-		}
-		return nil
-	})
-	return page, err
+	recs, next, err := scope.List[fileRecord](ctx, s.store, kFile+rec.TenantID+"/"+rec.ID+"/", strings.ToLower(after), limit)
+	if err != nil {
+		return FilePage{}, err
+	}
+	page := FilePage{Files: make([]File, len(recs)), Next: next}
+	for i, f := range recs {
+		page.Files[i] = f.File
+	}
+	return page, nil
 }
 
 // DeleteFile deletes a file and its chunks. It needs no key.

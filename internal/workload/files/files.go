@@ -95,10 +95,6 @@ const (
 	MaxMaxFileSize     = 256 << 20
 	// MaxOwners bounds a site's owners.
 	MaxOwners = 100
-	// MaxPage is the largest page a list returns; DefaultPage is used when
-	// the caller asks for none.
-	MaxPage     = 1000
-	DefaultPage = 100
 )
 
 // Options configures a Service. Store, Policies and Directory are required.
@@ -209,12 +205,4 @@ func notFound(err, domainErr error) error {
 		return domainErr
 	}
 	return err
-}
-
-// pageLimit applies the default and the bound to a requested page size.
-func pageLimit(n int) int {
-	if n <= 0 {
-		return DefaultPage
-	}
-	return min(n, MaxPage)
 }

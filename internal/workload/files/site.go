@@ -225,32 +225,15 @@ func (s *Service) ListSites(ctx context.Context, c directory.Caller, tid, pageTo
 	if pageToken != "" && !isGUID(pageToken) {
 		return SitePage{}, ErrBadPageToken
 	}
-	limit = pageLimit(limit)
-	p := kSite + tid + "/"
-	after := ""
-	if pageToken != "" {
-		after = p + lower(pageToken)
+	recs, next, err := scope.List[siteRecord](ctx, s.store, kSite+tid+"/", lower(pageToken), limit)
+	if err != nil {
+		return SitePage{}, err
 	}
-	page := SitePage{Sites: []Site{}}
-	err = s.store.View(ctx, func(tx storage.Tx) error {
-		entries, err := tx.List(p, after, limit+1)
-		if err != nil {
-			return err
-		}
-		for i, e := range entries {
-			if i == limit {
-				page.Next = page.Sites[limit-1].ID
-				break
-			}
-			var rec siteRecord
-			if err := jsonUnmarshal(e, &rec); err != nil {
-				return err
-			}
-			page.Sites = append(page.Sites, rec.Site)
-		}
-		return nil
-	})
-	return page, err
+	page := SitePage{Sites: make([]Site, len(recs)), Next: next}
+	for i, r := range recs {
+		page.Sites[i] = r.Site
+	}
+	return page, nil
 }
 
 // SiteEncryption is what Get-SPOSiteDataEncryptionPolicy reports about a

@@ -91,10 +91,6 @@ const (
 	MaxSubjectLen = 998
 	// MaxRecipients bounds the To list, as Exchange's default recipient limit.
 	MaxRecipients = 500
-	// MaxPage is the largest page a list returns; DefaultPage is used when
-	// the caller asks for none.
-	MaxPage     = 1000
-	DefaultPage = 100
 )
 
 // Options configures a Service. Store, Policies and Directory are required.
@@ -232,12 +228,4 @@ func notFound(err, domainErr error) error {
 		return domainErr
 	}
 	return err
-}
-
-// pageLimit applies the default and the bound to a requested page size.
-func pageLimit(n int) int {
-	if n <= 0 {
-		return DefaultPage
-	}
-	return min(n, MaxPage)
 }

@@ -306,32 +306,15 @@ func (s *Service) ListMailboxes(ctx context.Context, c directory.Caller, tid, pa
 	if pageToken != "" && !isGUID(pageToken) {
 		return MailboxPage{}, ErrBadPageToken
 	}
-	limit = pageLimit(limit)
-	p := kMbx + tid + "/"
-	after := ""
-	if pageToken != "" {
-		after = p + pageToken
+	recs, next, err := scope.List[mailboxRecord](ctx, s.store, kMbx+tid+"/", lower(pageToken), limit)
+	if err != nil {
+		return MailboxPage{}, err
 	}
-	page := MailboxPage{Mailboxes: []Mailbox{}}
-	err = s.store.View(ctx, func(tx storage.Tx) error {
-		entries, err := tx.List(p, after, limit+1)
-		if err != nil {
-			return err
-		}
-		for i, e := range entries {
-			if i == limit {
-				page.Next = page.Mailboxes[limit-1].ID
-				break
-			}
-			var rec mailboxRecord
-			if err := jsonUnmarshal(e, &rec); err != nil {
-				return err
-			}
-			page.Mailboxes = append(page.Mailboxes, rec.Mailbox)
-		}
-		return nil
-	})
-	return page, err
+	page := MailboxPage{Mailboxes: make([]Mailbox, len(recs)), Next: next}
+	for i, r := range recs {
+		page.Mailboxes[i] = r.Mailbox
+	}
+	return page, nil
 }
 
 // SetMailboxPolicy assigns the Exchange data encryption policy named by

@@ -292,38 +292,20 @@ func (s *Service) ListMessages(ctx context.Context, c directory.Caller, tid, mai
 	if pageToken != "" && !isGUID(pageToken) {
 		return MessagePage{}, ErrBadPageToken
 	}
-	tid, limit = rec.TenantID, pageLimit(limit)
-	p := kMsg + tid + "/" + rec.ID + "/"
-	after := ""
-	if pageToken != "" {
-		after = p + lower(pageToken)
-	}
-	var entries []storage.Entry
-	err = s.store.View(ctx, func(tx storage.Tx) error {
-		var err error
-		entries, err = tx.List(p, after, limit+1)
-		return err
-	})
+	tid = rec.TenantID
+	recs, next, err := scope.List[messageRecord](ctx, s.store, kMsg+tid+"/"+rec.ID+"/", lower(pageToken), limit)
 	if err != nil {
 		return MessagePage{}, err
 	}
-	page := MessagePage{Messages: []MessageSummary{}}
-	if len(entries) == 0 {
+	page := MessagePage{Messages: make([]MessageSummary, 0, len(recs)), Next: next}
+	if len(recs) == 0 {
 		return page, nil
 	}
 	mbx, err := s.mailboxSealer(ctx, rec)
 	if err != nil {
 		return MessagePage{}, err
 	}
-	for i, e := range entries {
-		if i == limit {
-			page.Next = page.Messages[limit-1].ID
-			break
-		}
-		var mr messageRecord
-		if err := jsonUnmarshal(e, &mr); err != nil {
-			return MessagePage{}, err
-		}
+	for _, mr := range recs {
 		_, h, err := openMessage(mbx, tid, rec.ID, mr)
 		if err != nil {
 			return MessagePage{}, err
@@ -357,11 +339,4 @@ func (s *Service) DeleteMessage(ctx context.Context, c directory.Caller, tid, ma
 		}
 		return addStats(tx, tid, rec.ID, -1, -mr.Size)
 	})
-}
-
-func jsonUnmarshal(e storage.Entry, v any) error {
-	if err := json.Unmarshal(e.Value, v); err != nil {
-		return fmt.Errorf("mail: decoding %s: %w", e.Key, err)
-	}
-	return nil
 }

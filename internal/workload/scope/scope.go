@@ -7,7 +7,8 @@
 // administers a workload's scopes (Admins), how their changes and the
 // refused attempts are audited (Audit), the background job that moves
 // wrapped scope keys onto their effective policy version (Rewrapper), the
-// set of tenants waiting for that job (Kicks), the purpose of a user
+// set of tenants waiting for that job (Kicks), one page of a listing of
+// scope records (List), the purpose of a user
 // request's unwrap (Purpose) and the error for sealed data that no longer
 // opens (Damaged).
 //
