@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/customerkey/customerkey/internal/audit"
@@ -85,6 +86,29 @@ func (a *API) Register(mux *http.ServeMux) {
 	route("/customerkey/v1/", small, func(http.ResponseWriter, *http.Request) error {
 		return errkind.New(errkind.NotFound, "no such operation; see the API reference in docs/api.md").WithCode("NotFound")
 	})
+}
+
+// pathTenant returns the tenant id of the path, resolving a domain name
+// when one is given (ids need no lookup: the encryption API's hot path
+// reads nothing).
+func (a *API) pathTenant(r *http.Request) (string, error) {
+	v := r.PathValue("tenant")
+	if directory.IsGUID(strings.ToLower(v)) {
+		return v, nil
+	}
+	t, err := a.o.Directory.ResolveTenant(r.Context(), v)
+	return t.ID, err
+}
+
+// tenantCaller authenticates the request of a route under
+// /tenants/{tenant} and names the tenant.
+func (a *API) tenantCaller(r *http.Request) (directory.Caller, string, error) {
+	p, err := a.principal(r)
+	if err != nil {
+		return directory.Caller{}, "", err
+	}
+	tid, err := a.pathTenant(r)
+	return p.Caller(), tid, err
 }
 
 // principal authenticates the request with a Resource Manager token.

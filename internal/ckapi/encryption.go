@@ -64,34 +64,13 @@ func (a *API) registerEncryption(route func(string, int64, httpx.HandlerFunc)) {
 	route("POST "+base+"/{scope}/datakey/decrypt", small, a.decryptDataKey)
 }
 
-// encryptionTenant returns the tenant id of the path, resolving a domain
-// name when one is given (ids need no lookup: the hot path reads nothing).
-func (a *API) encryptionTenant(r *http.Request) (string, error) {
-	v := r.PathValue("tenant")
-	if directory.IsGUID(strings.ToLower(v)) {
-		return v, nil
-	}
-	t, err := a.o.Directory.ResolveTenant(r.Context(), v)
-	return t.ID, err
-}
-
-// caller authenticates the request and names its tenant.
-func (a *API) encryptionCaller(r *http.Request) (directory.Caller, string, error) {
-	p, err := a.principal(r)
-	if err != nil {
-		return directory.Caller{}, "", err
-	}
-	tid, err := a.encryptionTenant(r)
-	return p.Caller(), tid, err
-}
-
 type createScopeIn struct {
 	Name       string   `json:"name"`
 	Principals []string `json:"principals"`
 }
 
 func (a *API) createScope(w http.ResponseWriter, r *http.Request) error {
-	c, tid, err := a.encryptionCaller(r)
+	c, tid, err := a.tenantCaller(r)
 	if err != nil {
 		return err
 	}
@@ -108,7 +87,7 @@ func (a *API) createScope(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) listScopes(w http.ResponseWriter, r *http.Request) error {
-	c, tid, err := a.encryptionCaller(r)
+	c, tid, err := a.tenantCaller(r)
 	if err != nil {
 		return err
 	}
@@ -120,7 +99,7 @@ func (a *API) listScopes(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) getScope(w http.ResponseWriter, r *http.Request) error {
-	c, tid, err := a.encryptionCaller(r)
+	c, tid, err := a.tenantCaller(r)
 	if err != nil {
 		return err
 	}
@@ -132,7 +111,7 @@ func (a *API) getScope(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) deleteScope(w http.ResponseWriter, r *http.Request) error {
-	c, tid, err := a.encryptionCaller(r)
+	c, tid, err := a.tenantCaller(r)
 	if err != nil {
 		return err
 	}
@@ -144,7 +123,7 @@ func (a *API) deleteScope(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) setPrincipals(w http.ResponseWriter, r *http.Request) error {
-	c, tid, err := a.encryptionCaller(r)
+	c, tid, err := a.tenantCaller(r)
 	if err != nil {
 		return err
 	}
@@ -188,7 +167,7 @@ func (a *API) decryptItem(w http.ResponseWriter, r *http.Request) error {
 // JSON: it is the hot path. The JSON form is for clients that cannot send
 // raw bodies.
 func (a *API) item(w http.ResponseWriter, r *http.Request, op itemOp, maxIn int) error {
-	c, tid, err := a.encryptionCaller(r)
+	c, tid, err := a.tenantCaller(r)
 	if err != nil {
 		return err
 	}
@@ -261,7 +240,7 @@ func decodeB64URL(s, field string) ([]byte, error) {
 }
 
 func (a *API) generateDataKey(w http.ResponseWriter, r *http.Request) error {
-	c, tid, err := a.encryptionCaller(r)
+	c, tid, err := a.tenantCaller(r)
 	if err != nil {
 		return err
 	}
@@ -274,7 +253,7 @@ func (a *API) generateDataKey(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) decryptDataKey(w http.ResponseWriter, r *http.Request) error {
-	c, tid, err := a.encryptionCaller(r)
+	c, tid, err := a.tenantCaller(r)
 	if err != nil {
 		return err
 	}

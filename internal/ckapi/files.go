@@ -57,7 +57,7 @@ type createSiteIn struct {
 }
 
 func (a *API) createSite(w http.ResponseWriter, r *http.Request) error {
-	c, tid, err := a.encryptionCaller(r)
+	c, tid, err := a.tenantCaller(r)
 	if err != nil {
 		return err
 	}
@@ -74,7 +74,7 @@ func (a *API) createSite(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) listSites(w http.ResponseWriter, r *http.Request) error {
-	c, tid, err := a.encryptionCaller(r)
+	c, tid, err := a.tenantCaller(r)
 	if err != nil {
 		return err
 	}
@@ -90,7 +90,7 @@ func (a *API) listSites(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) getSite(w http.ResponseWriter, r *http.Request) error {
-	c, tid, err := a.encryptionCaller(r)
+	c, tid, err := a.tenantCaller(r)
 	if err != nil {
 		return err
 	}
@@ -116,7 +116,7 @@ type SiteEncryption struct {
 }
 
 func (a *API) siteEncryption(w http.ResponseWriter, r *http.Request) error {
-	c, tid, err := a.encryptionCaller(r)
+	c, tid, err := a.tenantCaller(r)
 	if err != nil {
 		return err
 	}
@@ -129,7 +129,7 @@ func (a *API) siteEncryption(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) listFiles(w http.ResponseWriter, r *http.Request) error {
-	c, tid, err := a.encryptionCaller(r)
+	c, tid, err := a.tenantCaller(r)
 	if err != nil {
 		return err
 	}
@@ -151,7 +151,7 @@ var errFileMediaType = errkind.New(errkind.Invalid,
 // chunk and stops reading one byte past its limit; a declared length over
 // the largest possible limit is refused before reading anything.
 func (a *API) putFile(w http.ResponseWriter, r *http.Request) error {
-	c, tid, err := a.encryptionCaller(r)
+	c, tid, err := a.tenantCaller(r)
 	if err != nil {
 		return err
 	}
@@ -173,7 +173,7 @@ func (a *API) putFile(w http.ResponseWriter, r *http.Request) error {
 // file into memory; the copy is wiped once written, as the workload wipes
 // its own buffers.
 func (a *API) getFile(w http.ResponseWriter, r *http.Request) error {
-	c, tid, err := a.encryptionCaller(r)
+	c, tid, err := a.tenantCaller(r)
 	if err != nil {
 		return err
 	}
@@ -193,7 +193,7 @@ func (a *API) getFile(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) deleteFile(w http.ResponseWriter, r *http.Request) error {
-	c, tid, err := a.encryptionCaller(r)
+	c, tid, err := a.tenantCaller(r)
 	if err != nil {
 		return err
 	}

@@ -74,7 +74,7 @@ type createMailboxIn struct {
 }
 
 func (a *API) createMailbox(w http.ResponseWriter, r *http.Request) error {
-	c, tid, err := a.encryptionCaller(r)
+	c, tid, err := a.tenantCaller(r)
 	if err != nil {
 		return err
 	}
@@ -96,7 +96,7 @@ func (a *API) createMailbox(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) listMailboxes(w http.ResponseWriter, r *http.Request) error {
-	c, tid, err := a.encryptionCaller(r)
+	c, tid, err := a.tenantCaller(r)
 	if err != nil {
 		return err
 	}
@@ -112,7 +112,7 @@ func (a *API) listMailboxes(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) getMailbox(w http.ResponseWriter, r *http.Request) error {
-	c, tid, err := a.encryptionCaller(r)
+	c, tid, err := a.tenantCaller(r)
 	if err != nil {
 		return err
 	}
@@ -128,7 +128,7 @@ func (a *API) getMailbox(w http.ResponseWriter, r *http.Request) error {
 // multi-workload policy or the default. An absent field is refused rather
 // than read as null, so that a request that forgot it changes nothing.
 func (a *API) setMailbox(w http.ResponseWriter, r *http.Request) error {
-	c, tid, err := a.encryptionCaller(r)
+	c, tid, err := a.tenantCaller(r)
 	if err != nil {
 		return err
 	}
@@ -160,7 +160,7 @@ func (a *API) setMailbox(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) deleteMailbox(w http.ResponseWriter, r *http.Request) error {
-	c, tid, err := a.encryptionCaller(r)
+	c, tid, err := a.tenantCaller(r)
 	if err != nil {
 		return err
 	}
@@ -172,7 +172,7 @@ func (a *API) deleteMailbox(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) mailboxStatistics(w http.ResponseWriter, r *http.Request) error {
-	c, tid, err := a.encryptionCaller(r)
+	c, tid, err := a.tenantCaller(r)
 	if err != nil {
 		return err
 	}
@@ -198,7 +198,7 @@ type Message struct {
 }
 
 func (a *API) putMessage(w http.ResponseWriter, r *http.Request) error {
-	c, tid, err := a.encryptionCaller(r)
+	c, tid, err := a.tenantCaller(r)
 	if err != nil {
 		return err
 	}
@@ -216,7 +216,7 @@ func (a *API) putMessage(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) listMessages(w http.ResponseWriter, r *http.Request) error {
-	c, tid, err := a.encryptionCaller(r)
+	c, tid, err := a.tenantCaller(r)
 	if err != nil {
 		return err
 	}
@@ -232,7 +232,7 @@ func (a *API) listMessages(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) getMessage(w http.ResponseWriter, r *http.Request) error {
-	c, tid, err := a.encryptionCaller(r)
+	c, tid, err := a.tenantCaller(r)
 	if err != nil {
 		return err
 	}
@@ -244,7 +244,7 @@ func (a *API) getMessage(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) deleteMessage(w http.ResponseWriter, r *http.Request) error {
-	c, tid, err := a.encryptionCaller(r)
+	c, tid, err := a.tenantCaller(r)
 	if err != nil {
 		return err
 	}

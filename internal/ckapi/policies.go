@@ -257,7 +257,7 @@ type createPolicyIn struct {
 // New-DataEncryptionPolicy.
 func (a *API) createPolicy(k dep.Kind) httpx.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
-		c, tid, err := a.encryptionCaller(r)
+		c, tid, err := a.tenantCaller(r)
 		if err != nil {
 			return err
 		}
@@ -277,7 +277,7 @@ func (a *API) createPolicy(k dep.Kind) httpx.HandlerFunc {
 
 func (a *API) listPolicies(k dep.Kind) httpx.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
-		c, tid, err := a.encryptionCaller(r)
+		c, tid, err := a.tenantCaller(r)
 		if err != nil {
 			return err
 		}
@@ -299,7 +299,7 @@ func writePolicies(w http.ResponseWriter, ps []dep.Policy) error {
 
 func (a *API) getPolicy(k dep.Kind) httpx.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
-		c, tid, err := a.encryptionCaller(r)
+		c, tid, err := a.tenantCaller(r)
 		if err != nil {
 			return err
 		}
@@ -321,7 +321,7 @@ type setPolicyIn struct {
 // present change.
 func (a *API) setPolicy(k dep.Kind) httpx.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
-		c, tid, err := a.encryptionCaller(r)
+		c, tid, err := a.tenantCaller(r)
 		if err != nil {
 			return err
 		}
@@ -345,7 +345,7 @@ func (a *API) setPolicy(k dep.Kind) httpx.HandlerFunc {
 
 func (a *API) refreshPolicy(k dep.Kind) httpx.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
-		c, tid, err := a.encryptionCaller(r)
+		c, tid, err := a.tenantCaller(r)
 		if err != nil {
 			return err
 		}
@@ -359,7 +359,7 @@ func (a *API) refreshPolicy(k dep.Kind) httpx.HandlerFunc {
 
 func (a *API) replacePolicy(k dep.Kind) httpx.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
-		c, tid, err := a.encryptionCaller(r)
+		c, tid, err := a.tenantCaller(r)
 		if err != nil {
 			return err
 		}
@@ -380,7 +380,7 @@ func (a *API) replacePolicy(k dep.Kind) httpx.HandlerFunc {
 // testPolicy answers 200 whatever the keys' results: the test ran, and
 // its results say which key failed and why.
 func (a *API) testPolicy(w http.ResponseWriter, r *http.Request) error {
-	c, tid, err := a.encryptionCaller(r)
+	c, tid, err := a.tenantCaller(r)
 	if err != nil {
 		return err
 	}
@@ -396,7 +396,7 @@ func (a *API) testPolicy(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) getAssignment(w http.ResponseWriter, r *http.Request) error {
-	c, tid, err := a.encryptionCaller(r)
+	c, tid, err := a.tenantCaller(r)
 	if err != nil {
 		return err
 	}
@@ -423,7 +423,7 @@ func (a *API) writeAssignment(w http.ResponseWriter, r *http.Request, c director
 }
 
 func (a *API) setAssignment(w http.ResponseWriter, r *http.Request) error {
-	c, tid, err := a.encryptionCaller(r)
+	c, tid, err := a.tenantCaller(r)
 	if err != nil {
 		return err
 	}
@@ -450,7 +450,7 @@ type purgeRequestIn struct {
 // and its SharePoint counterpart; identity is a policy's name or id, or a
 // geo.
 func (a *API) requestPurge(w http.ResponseWriter, r *http.Request, k dep.Kind, identity string) error {
-	c, tid, err := a.encryptionCaller(r)
+	c, tid, err := a.tenantCaller(r)
 	if err != nil {
 		return err
 	}
@@ -480,7 +480,7 @@ func (a *API) requestSharePointPurge(w http.ResponseWriter, r *http.Request) err
 // resolved first, which also keeps an id of another kind of policy from
 // being approved under this path.
 func (a *API) approvePurge(w http.ResponseWriter, r *http.Request, resolve func(ctx context.Context, tid string) (dep.Policy, error)) error {
-	c, tid, err := a.encryptionCaller(r)
+	c, tid, err := a.tenantCaller(r)
 	if err != nil {
 		return err
 	}
@@ -513,7 +513,7 @@ type recoveryIn struct {
 // does, resolved for the operator as for a purge approval.
 func (a *API) setRecovery(k dep.Kind, on bool) httpx.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
-		c, tid, err := a.encryptionCaller(r)
+		c, tid, err := a.tenantCaller(r)
 		if err != nil {
 			return err
 		}
@@ -556,7 +556,7 @@ func (a *API) approveSharePointPurge(w http.ResponseWriter, r *http.Request) err
 }
 
 func (a *API) listSharePoint(w http.ResponseWriter, r *http.Request) error {
-	c, tid, err := a.encryptionCaller(r)
+	c, tid, err := a.tenantCaller(r)
 	if err != nil {
 		return err
 	}
@@ -568,7 +568,7 @@ func (a *API) listSharePoint(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) getSharePoint(w http.ResponseWriter, r *http.Request) error {
-	c, tid, err := a.encryptionCaller(r)
+	c, tid, err := a.tenantCaller(r)
 	if err != nil {
 		return err
 	}
@@ -587,7 +587,7 @@ type keyPairIn struct {
 // registerSharePoint is Register-SPODataEncryptionPolicy; the policy
 // answered is Registering until the geo's sites are on its key.
 func (a *API) registerSharePoint(w http.ResponseWriter, r *http.Request) error {
-	c, tid, err := a.encryptionCaller(r)
+	c, tid, err := a.tenantCaller(r)
 	if err != nil {
 		return err
 	}
@@ -606,7 +606,7 @@ func (a *API) registerSharePoint(w http.ResponseWriter, r *http.Request) error {
 
 // updateSharePoint is Update-SPODataEncryptionPolicy -KeyType.
 func (a *API) updateSharePoint(w http.ResponseWriter, r *http.Request) error {
-	c, tid, err := a.encryptionCaller(r)
+	c, tid, err := a.tenantCaller(r)
 	if err != nil {
 		return err
 	}
@@ -630,7 +630,7 @@ func (a *API) updateSharePoint(w http.ResponseWriter, r *http.Request) error {
 
 // restoreSharePoint is the operator's Restore-SPODataEncryptionPolicy.
 func (a *API) restoreSharePoint(w http.ResponseWriter, r *http.Request) error {
-	c, tid, err := a.encryptionCaller(r)
+	c, tid, err := a.tenantCaller(r)
 	if err != nil {
 		return err
 	}
