@@ -16,3 +16,8 @@ func WithSegmentSize(o BatchOptions, n int64) BatchOptions {
 	o.segmentSize = n
 	return o
 }
+
+// JournalEnd returns the offset after the last durable frame of the
+// journal's newest segment: with preallocated segments the file size says
+// nothing about it.
+func JournalEnd(b *Batcher) int64 { return b.j.acked().off }

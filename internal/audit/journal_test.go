@@ -66,14 +66,32 @@ func segments(t *testing.T, dir string) []string {
 	return m
 }
 
-// copyJournal copies the segment files, which is what a process killed
+// journalFiles returns the names of the files in a journal directory
+// other than its lock: segments and the spare the next one is made of.
+func journalFiles(t *testing.T, dir string) []string {
+	t.Helper()
+	des, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, de := range des {
+		if de.Name() != "LOCK" {
+			names = append(names, de.Name())
+		}
+	}
+	return names
+}
+
+// copyJournal copies the journal's files, which is what a process killed
 // at this moment leaves behind.
 func copyJournal(t *testing.T, from, to string) {
 	t.Helper()
 	if err := os.MkdirAll(to, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range segments(t, from) {
+	for _, n := range journalFiles(t, from) {
+		p := filepath.Join(from, n)
 		b, err := os.ReadFile(p)
 		if err != nil {
 			t.Fatal(err)
@@ -269,32 +287,32 @@ func TestJournalReplayAfterCrash(t *testing.T) {
 }
 
 // tornJournal records k events one batch each and returns the segment's
-// name, its bytes and its size after each batch (so frame i spans
-// sizes[i-1]..sizes[i], and frame 0 starts after the segment header).
-func tornJournal(t *testing.T, e *env, k int) (name string, data []byte, sizes []int64) {
+// name, its bytes up to the last frame, its bytes as written (with the
+// zeros of its preallocation after the last frame), and the end of its
+// frames after each batch (so frame i spans sizes[i-1]..sizes[i], and
+// frame 0 starts after the segment header).
+func tornJournal(t *testing.T, e *env, k int) (name string, data, file []byte, sizes []int64) {
 	t.Helper()
 	b := audit.NewBatcher(e.log, e.opts(time.Hour))
 	for i := range k {
 		record(t, b, fmt.Sprintf("torn/%d", i))
-		segs := segments(t, e.journal())
-		if len(segs) != 1 {
+		if segs := segments(t, e.journal()); len(segs) != 1 {
 			t.Fatalf("journal holds %v, want one segment", segs)
 		}
-		fi, err := os.Stat(segs[0])
-		if err != nil {
-			t.Fatal(err)
-		}
-		sizes = append(sizes, fi.Size())
+		sizes = append(sizes, audit.JournalEnd(b))
 	}
 	seg := segments(t, e.journal())[0]
-	data, err := os.ReadFile(seg)
+	file, err := os.ReadFile(seg)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if int64(len(file)) <= sizes[k-1] || !bytes.Equal(file[sizes[k-1]:], make([]byte, len(file)-int(sizes[k-1]))) {
+		t.Fatalf("segment of %d bytes with frames up to %d: want the rest preallocated with zeros", len(file), sizes[k-1])
 	}
 	if err := b.Close(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	return filepath.Base(seg), data, sizes
+	return filepath.Base(seg), file[:sizes[k-1]], file, sizes
 }
 
 // reopen writes files into a fresh journal directory, opens a Batcher on
@@ -357,15 +375,15 @@ func TestJournalSegments(t *testing.T) {
 	if err := r.Close(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	if segs := segments(t, jd); len(segs) != 0 {
-		t.Errorf("after Close the journal holds %v, want no segment", segs)
+	if names := journalFiles(t, jd); len(names) != 0 {
+		t.Errorf("after Close the journal holds %v, want nothing but its lock", names)
 	}
 }
 
 func TestJournalTornTail(t *testing.T) {
 	e := openEnv(t, t.TempDir())
 	const k = 4
-	name, data, sizes := tornJournal(t, e, k)
+	name, data, file, sizes := tornJournal(t, e, k)
 	lastFrame := sizes[k-2]
 
 	// Every cut inside the last frame leaves the k-1 acknowledged before.
@@ -383,6 +401,8 @@ func TestJournalTornTail(t *testing.T) {
 
 	zeroed := bytes.Clone(data)
 	clear(zeroed[lastFrame:])
+	tornInPlace := bytes.Clone(file)
+	clear(tornInPlace[(lastFrame+sizes[k-1])/2 : sizes[k-1]])
 	flipped := bytes.Clone(data)
 	flipped[(lastFrame+sizes[k-1])/2] ^= 0x10
 	tests := []struct {
@@ -395,6 +415,9 @@ func TestJournalTornTail(t *testing.T) {
 		// Indistinguishable from a torn write: nothing comes after it.
 		{"last frame damaged", map[string][]byte{name: flipped}, k - 1},
 		{"zeros after the last frame", map[string][]byte{name: append(bytes.Clone(data), make([]byte, 4096)...)}, k},
+		// The newest segment as the writer leaves it: frames, then zeros.
+		{"the preallocated segment as written", map[string][]byte{name: file}, k},
+		{"a frame torn in the preallocated segment", map[string][]byte{name: tornInPlace}, k - 1},
 		{"a segment created but not yet written", map[string][]byte{name: data, "00000000000000ff.seg": []byte("CKAJ\x01\x00")}, k},
 	}
 	for _, tc := range tests {
@@ -416,7 +439,7 @@ func TestJournalTornTail(t *testing.T) {
 func TestJournalCorruptionIsRefused(t *testing.T) {
 	e := openEnv(t, t.TempDir())
 	const k = 4
-	name, data, sizes := tornJournal(t, e, k)
+	name, data, file, sizes := tornJournal(t, e, k)
 	flip := func(i int64) []byte { d := bytes.Clone(data); d[i] ^= 0x01; return d }
 	const segHeader, frameHeader = 16, 12
 	second := append([]byte("CKAJ\x01\x00\x00\x00"), binary.BigEndian.AppendUint64(nil, 2)...) // the header of a valid, empty segment 2
@@ -431,6 +454,8 @@ func TestJournalCorruptionIsRefused(t *testing.T) {
 		{"header checksum of the first frame", map[string][]byte{name: flip(segHeader + 8)}, name, segHeader},
 		{"segment header", map[string][]byte{name: flip(0)}, name, 0},
 		{"torn tail in an older segment", map[string][]byte{name: data[:sizes[k-1]-5], "0000000000000002.seg": second}, name, sizes[k-2]},
+		// Appends move on only after cutting a segment to its last frame.
+		{"zeros after the frames of an older segment", map[string][]byte{name: file, "0000000000000002.seg": second}, name, sizes[k-1]},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -502,8 +527,8 @@ func TestJournalCloseDrains(t *testing.T) {
 		t.Fatalf("Close err = %v", err)
 	}
 	wantActions(t, actions(t, plain, tenantA), want)
-	if segs := segments(t, e.journal()); len(segs) != 0 {
-		t.Errorf("after Close the journal holds %v, want no segment", segs)
+	if names := journalFiles(t, e.journal()); len(names) != 0 {
+		t.Errorf("after Close the journal holds %v, want nothing but its lock (no segment, no spare)", names)
 	}
 	if err := b.Record(t.Context(), audit.Event{TenantID: tenantA, Action: "late", Result: audit.Success}); !errors.Is(err, audit.ErrBatcherClosed) {
 		t.Errorf("Record after Close err = %v, want ErrBatcherClosed", err)
