@@ -227,7 +227,9 @@ In the same run it measures two baselines on this machine:
                   and server share the machine.
 and prints server/baseline-https and server/raw. With --rounds N each
 measured run is split into N slices that alternate between the server and
-the baseline, so that other load on a shared machine skews both alike.
+the baseline, so that other load on a shared machine skews both alike; the
+ratios then show [lowest-highest] of the N per-round ratios beside the
+whole-run one.
 
 Without --key, a temporary key bench-<random> of each --key-size (and of
 type --kty: RSA-HSM puts it in the HSM of a premium vault) is created in the
@@ -335,6 +337,9 @@ type benchResult struct {
 	MaxMs       float64        `json:"maxMs"`
 	Errors      map[string]int `json:"errors,omitempty"`
 	FirstError  string         `json:"firstError,omitempty"`
+	// RoundOpsPerSec is the rate of each --rounds slice, in order, when
+	// there were several: how much the machine moved under the run.
+	RoundOpsPerSec []float64 `json:"roundOpsPerSec,omitempty"`
 }
 
 // benchRatio compares the server with the baselines of the same run.
@@ -356,6 +361,11 @@ type benchRatio struct {
 	ServerPerProcess float64 `json:"serverPerBaselineProcess,omitempty"`
 	ServerPerRaw     float64 `json:"serverPerRaw,omitempty"`
 	BaselinePerRaw   float64 `json:"baselineHttpsPerRaw,omitempty"`
+	// With --rounds N > 1, the ratios of the server and each baseline
+	// measured in the same round, one per round: their spread says how
+	// far the whole-run ratio can be trusted on this machine.
+	ServerPerBaselineRounds []float64 `json:"serverPerBaselineHttpsRounds,omitempty"`
+	ServerPerProcessRounds  []float64 `json:"serverPerBaselineProcessRounds,omitempty"`
 }
 
 // benchReport is what bench prints.
@@ -419,15 +429,27 @@ func (r *benchReport) ratios() {
 		switch x.Target {
 		case "server":
 			q.ServerOpsPerSec = x.OpsPerSec
+			perRound := func(base *benchResult) []float64 {
+				if len(x.RoundOpsPerSec) < 2 || len(base.RoundOpsPerSec) != len(x.RoundOpsPerSec) {
+					return nil
+				}
+				out := make([]float64, len(x.RoundOpsPerSec))
+				for i, v := range x.RoundOpsPerSec {
+					out[i] = div(v, base.RoundOpsPerSec[i])
+				}
+				return out
+			}
 			if base := find(x.Op, x.KeySize, x.ItemSize, x.Concurrency, "baseline-https"); base != nil {
 				q.BaselineOpsPerSec = base.OpsPerSec
 				q.ServerPerBaseline = div(x.OpsPerSec, base.OpsPerSec)
 				q.BaselinePerRaw = div(base.OpsPerSec, q.RawOpsPerSec)
+				q.ServerPerBaselineRounds = perRound(base)
 			}
 			q.ServerPerRaw = div(x.OpsPerSec, q.RawOpsPerSec)
 			if p := find(x.Op, x.KeySize, x.ItemSize, x.Concurrency, "baseline-process"); p != nil {
 				q.ProcessOpsPerSec = p.OpsPerSec
 				q.ServerPerProcess = div(x.OpsPerSec, p.OpsPerSec)
+				q.ServerPerProcessRounds = perRound(p)
 			}
 		case "baseline-https":
 			q.BaselineOpsPerSec = x.OpsPerSec
@@ -489,13 +511,13 @@ func (r *benchReport) print(pr printer) error {
 				op += " (" + q.Target + ")"
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t", op, keyLabel(q.Op, q.KeySize, q.ItemSize), q.Concurrency,
-				ratioText(q.ServerPerBaseline), ratioText(q.ServerPerRaw), ratioText(q.BaselinePerRaw))
+				spreadText(q.ServerPerBaseline, q.ServerPerBaselineRounds), ratioText(q.ServerPerRaw), ratioText(q.BaselinePerRaw))
 			if process {
 				pb := 0.0
 				if q.BaselineOpsPerSec > 0 {
 					pb = math.Round(q.ProcessOpsPerSec/q.BaselineOpsPerSec*1000) / 1000
 				}
-				fmt.Fprintf(tw, "%s\t%s\t", ratioText(q.ServerPerProcess), ratioText(pb))
+				fmt.Fprintf(tw, "%s\t%s\t", spreadText(q.ServerPerProcess, q.ServerPerProcessRounds), ratioText(pb))
 			}
 			fmt.Fprintln(tw)
 		}
@@ -551,6 +573,15 @@ func ratioText(v float64) string {
 		return "-"
 	}
 	return strconv.FormatFloat(v, 'f', 3, 64)
+}
+
+// spreadText writes a whole-run ratio and, when it was measured in
+// several rounds, the lowest and highest of the per-round ratios.
+func spreadText(v float64, rounds []float64) string {
+	if v == 0 || len(rounds) < 2 {
+		return ratioText(v)
+	}
+	return fmt.Sprintf("%s [%s-%s]", ratioText(v), ratioText(slices.Min(rounds)), ratioText(slices.Max(rounds)))
 }
 
 func errorsText(m map[string]int) string {
@@ -1410,6 +1441,7 @@ func (r *benchRun) measureAt(ctx context.Context, op string, size, conc int, tar
 	}
 	lim := r.o.limit()
 	sums := make([]summary, len(targets))
+	rates := make([][]float64, len(targets))
 	for round := range r.o.rounds {
 		per := benchLimit{dur: lim.dur / time.Duration(r.o.rounds)}
 		if lim.ops > 0 {
@@ -1420,13 +1452,20 @@ func (r *benchRun) measureAt(ctx context.Context, op string, size, conc int, tar
 		}
 		for i, t := range targets {
 			r.progress(op, size, conc, t.name)
-			sums[i] = sums[i].merge(drive(ctx, conc, per, t.workers(ctx)))
+			run := drive(ctx, conc, per, t.workers(ctx))
+			sums[i] = sums[i].merge(run)
+			if run.elapsed > 0 {
+				rates[i] = append(rates[i], math.Round(float64(run.ops)/run.elapsed.Seconds()))
+			}
 		}
 	}
 	for i, t := range targets {
 		slices.Sort(sums[i].lat)
 		res := sums[i].result(op, size, conc, t.name)
 		res.ItemSize = r.item
+		if r.o.rounds > 1 && len(rates[i]) == r.o.rounds {
+			res.RoundOpsPerSec = rates[i]
+		}
 		r.rep.Results = append(r.rep.Results, res)
 	}
 }

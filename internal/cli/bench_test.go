@@ -219,6 +219,9 @@ func TestBenchBaselineEndToEnd(t *testing.T) {
 		if r.Target == "baseline-https" && r.Ops != 120 {
 			t.Errorf("%s %s c=%d: %d ops, want exactly --ops 120", r.Op, r.Target, r.Concurrency, r.Ops)
 		}
+		if r.Target == "baseline-https" && (len(r.RoundOpsPerSec) != 3 || slices.Min(r.RoundOpsPerSec) <= 0) {
+			t.Errorf("%s %s c=%d: per-round rates %v, want one positive rate per --rounds 3", r.Op, r.Target, r.Concurrency, r.RoundOpsPerSec)
+		}
 		if !(r.P50Ms <= r.P90Ms && r.P90Ms <= r.P99Ms && r.P99Ms <= r.MaxMs) || r.MaxMs <= 0 {
 			t.Errorf("%s %s c=%d: percentiles out of order: %v %v %v %v", r.Op, r.Target, r.Concurrency, r.P50Ms, r.P90Ms, r.P99Ms, r.MaxMs)
 		}
@@ -389,13 +392,50 @@ func TestBenchServerPath(t *testing.T) {
 		t.Errorf("keys created %d, deleted %q, purged %q: want one temporary bench- key deleted and purged", len(f.keys), f.deleted, f.purged)
 	}
 
-	// With the baselines, each server run has its ratios.
+	// With the baselines, each server run has its ratios, and one per
+	// round when there are rounds.
 	f.mu.Unlock()
 	rep, _ = runBenchCmd(t, "--endpoint", f.url, "--ca-file", f.caFile, "--vault", "bv", "--op", "wrap",
-		"--concurrency", "2", "--ops", "30", "--warmup", "0s", "-o", "json")
+		"--concurrency", "2", "--ops", "30", "--rounds", "3", "--warmup", "0s", "-o", "json")
 	f.mu.Lock()
 	if len(rep.Ratios) != 1 || rep.Ratios[0].ServerPerBaseline <= 0 || rep.Ratios[0].ServerPerRaw <= 0 {
 		t.Errorf("ratios = %+v, want server/baseline-https and server/raw", rep.Ratios)
+	} else if r := rep.Ratios[0].ServerPerBaselineRounds; len(r) != 3 || slices.Min(r) <= 0 {
+		t.Errorf("per-round server/baseline-https = %v, want 3 positive ratios", r)
+	}
+}
+
+func TestRatiosPerRound(t *testing.T) {
+	res := func(target string, total float64, rounds ...float64) benchResult {
+		return benchResult{Op: "unwrap", KeySize: 2048, Concurrency: 8, Target: target, OpsPerSec: total, RoundOpsPerSec: rounds}
+	}
+	tests := []struct {
+		name        string
+		results     []benchResult
+		wantBase    []float64
+		wantProcess []float64
+		wantText    string
+	}{
+		{"three rounds", []benchResult{res("server", 900, 800, 1000, 900), res("baseline-https", 1000, 1000, 1000, 1000), res("baseline-process", 950, 1000, 800, 1000)},
+			[]float64{0.8, 1, 0.9}, []float64{0.8, 1.25, 0.9}, "0.900 [0.800-1.000]"},
+		{"one round has no spread", []benchResult{res("server", 900), res("baseline-https", 1000)}, nil, nil, "0.900"},
+		{"rounds missing on one side", []benchResult{res("server", 900, 800, 1000), res("baseline-https", 1000)}, nil, nil, "0.900"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			rep := benchReport{Results: tc.results}
+			rep.ratios()
+			if len(rep.Ratios) != 1 {
+				t.Fatalf("ratios = %+v, want one", rep.Ratios)
+			}
+			q := rep.Ratios[0]
+			if !slices.Equal(q.ServerPerBaselineRounds, tc.wantBase) || !slices.Equal(q.ServerPerProcessRounds, tc.wantProcess) {
+				t.Errorf("per-round ratios = %v and %v, want %v and %v", q.ServerPerBaselineRounds, q.ServerPerProcessRounds, tc.wantBase, tc.wantProcess)
+			}
+			if got := spreadText(q.ServerPerBaseline, q.ServerPerBaselineRounds); got != tc.wantText {
+				t.Errorf("server/baseline-https printed %q, want %q", got, tc.wantText)
+			}
+		})
 	}
 }
 
