@@ -149,10 +149,13 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, o Options) (
 	}
 	al := audit.New(audit.Options{Store: s.store})
 	s.audit = al
+	// Records that commit with no other change (key operations, tokens)
+	// share group commits through the journal; Close drains it.
+	s.batch = audit.NewBatcher(al, audit.BatchOptions{Journal: filepath.Join(cfg.DataDir, "audit-journal"), Sealer: s.store})
 	s.dir = directory.New(directory.Options{Store: s.store, Audit: al, KDF: o.KDF})
 	s.wireResources(cfg, o)
 	s.ids, err = identity.New(ctx, identity.Options{
-		Store: s.store, Directory: s.dir, Audit: al, Log: log,
+		Store: s.store, Directory: s.dir, Audit: al, Recorder: s.batch, Log: log,
 		PublicURL: cfg.PublicURL, VaultResource: cfg.VaultResource(),
 		TokenLifetime: cfg.TokenLifetime, KeyRotation: cfg.SigningKeyRotation,
 		DeviceCodeInterval: o.DeviceCodeInterval, Bus: s.bus,
@@ -325,7 +328,6 @@ func (s *Server) routes(al *audit.Log) http.Handler {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
 	})
-	s.batch = audit.NewBatcher(al, audit.BatchOptions{Journal: filepath.Join(s.cfg.DataDir, "audit-journal"), Sealer: s.store})
 	vaults := akv.New(akv.Options{Verifier: s.ids, RBAC: s.rbac, Keys: keysOf{s.kv}, Audit: s.batch, Log: s.log,
 		PublicURL: s.cfg.PublicURL, VaultDNSSuffix: s.cfg.VaultDNSSuffix, VaultResource: s.cfg.VaultResource(),
 		RatePerVault: s.cfg.VaultRequestsPerSecond, BurstPerVault: int(s.cfg.VaultRequestsPerSecond)})

@@ -44,8 +44,24 @@ func event(tid string, actor audit.Actor, action, target string, err error) audi
 	return ev
 }
 
-// recordRefusal writes the audit record of a refused request in its own
-// transaction. Without a tenant (the one asked does not exist) there is
+// Recorder durably records an event that commits with no other change;
+// *audit.Batcher is one. Record returns once the record is durable.
+type Recorder interface {
+	Record(ctx context.Context, ev audit.Event) error
+}
+
+// record writes ev on its own: through the Recorder when there is one (a
+// group commit shared with other requests), else in a transaction of its
+// own. Either way it is durable when record returns nil.
+func (s *Service) record(ctx context.Context, ev audit.Event) error {
+	if s.recorder != nil {
+		return s.recorder.Record(ctx, ev)
+	}
+	return s.audit.Record(ctx, ev)
+}
+
+// recordRefusal writes the audit record of a refused request on its own.
+// Without a tenant (the one asked does not exist) there is
 // no log to write to, so the refusal goes to the service log at info level.
 func (s *Service) recordRefusal(ctx context.Context, tid string, actor audit.Actor, action, target string, err error) {
 	if tid == "" || s.audit == nil {
@@ -56,7 +72,7 @@ func (s *Service) recordRefusal(ctx context.Context, tid string, actor audit.Act
 		}
 		return
 	}
-	if rerr := s.audit.Record(ctx, event(tid, actor, action, target, err)); rerr != nil {
+	if rerr := s.record(ctx, event(tid, actor, action, target, err)); rerr != nil {
 		s.log.WarnContext(ctx, "identity: writing an audit record failed", "action", action, "tenant", tid, "err", rerr)
 	}
 }
@@ -70,10 +86,11 @@ func (s *Service) recordTx(ctx context.Context, tx storage.Tx, tid string, actor
 	return s.audit.RecordTx(ctx, tx, event(tid, actor, action, target, nil))
 }
 
-// recordSuccess writes a success record in its own transaction.
+// recordSuccess writes a success record on its own; the token is issued
+// only once it is durable.
 func (s *Service) recordSuccess(ctx context.Context, tid string, actor audit.Actor, action, target string) error {
 	if s.audit == nil {
 		return nil
 	}
-	return s.store.Update(ctx, func(tx storage.Tx) error { return s.recordTx(ctx, tx, tid, actor, action, target) })
+	return s.record(ctx, event(tid, actor, action, target, nil))
 }

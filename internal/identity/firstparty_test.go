@@ -10,9 +10,11 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/customerkey/customerkey/internal/audit"
 	"github.com/customerkey/customerkey/internal/directory"
 	"github.com/customerkey/customerkey/internal/errkind"
 	"github.com/customerkey/customerkey/internal/identity"
+	"github.com/customerkey/customerkey/internal/secret"
 	"github.com/customerkey/customerkey/internal/storage"
 	"github.com/customerkey/customerkey/internal/storage/bolt"
 )
@@ -168,4 +170,42 @@ func setEnabled(t *testing.T, st storage.Backend, tid, spID string, enabled bool
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// Records that commit with no other change go through the Recorder (the
+// server's group-commit batcher) when one is given, and a token is issued
+// only once its record is durable there.
+func TestTokenRecordsThroughRecorder(t *testing.T) {
+	var b *audit.Batcher
+	e := newEnv(t, func(o *identity.Options) {
+		b = audit.NewBatcher(o.Audit, audit.BatchOptions{})
+		o.Recorder = b
+	})
+	ctx := t.Context()
+	req := identity.TokenRequest{Tenant: e.a.Tenant.ID, GrantType: identity.GrantClientCredentials,
+		ClientID: e.a.AdminApp.AppID, ClientSecret: e.a.ClientSecret, Scope: vaultRes + "/.default"}
+	if _, err := e.svc.Token(ctx, req); err != nil {
+		t.Fatalf("Token: %v", err)
+	}
+	bad := req
+	bad.ClientSecret = secret.NewString("not the secret")
+	if _, err := e.svc.Token(ctx, bad); err == nil {
+		t.Fatal("Token with a wrong secret succeeded")
+	}
+	if st := b.Stats(); st.Events != 2 {
+		t.Errorf("the batcher took %d records, want 2 (the token and the refusal)", st.Events)
+	}
+	got := e.auditText(e.a.Tenant.ID)
+	for _, want := range []string{`"result":"success"`, `"result":"denied"`} {
+		if !strings.Contains(got, `"action":"identity/token"`) || !strings.Contains(got, want) {
+			t.Errorf("audit records %s lack an identity/token record with %s", got, want)
+		}
+	}
+
+	// No record, no token.
+	if err := b.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	_, err := e.svc.Token(ctx, req)
+	wantErr(t, err, errkind.Unavailable, "", "no token was issued")
 }

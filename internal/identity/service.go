@@ -45,9 +45,15 @@ type Options struct {
 	// Audit receives a record of every token issued and every refusal.
 	// Nil disables auditing (tests of other packages only).
 	Audit *audit.Log
-	Log   *slog.Logger     // default: discard
-	Now   func() time.Time // default time.Now
-	Rand  io.Reader        // default crypto/rand
+	// Recorder, when set, writes the records that commit with no other
+	// change (client-credentials and first-party tokens, refusals) with
+	// group commit instead of a store transaction each; the server passes
+	// its audit.Batcher. Records that must commit with a grant still go
+	// through Audit in the grant's transaction.
+	Recorder Recorder
+	Log      *slog.Logger     // default: discard
+	Now      func() time.Time // default time.Now
+	Rand     io.Reader        // default crypto/rand
 	// PublicURL is the server's base URL without a trailing slash, e.g.
 	// "https://localhost:8443". Issuers and endpoints are built from it.
 	PublicURL string
@@ -100,6 +106,7 @@ type Service struct {
 	store     storage.Backend
 	dir       Directory
 	audit     *audit.Log
+	recorder  Recorder
 	log       *slog.Logger
 	now       func() time.Time
 	rand      io.Reader
@@ -130,7 +137,7 @@ func New(ctx context.Context, o Options) (*Service, error) {
 	if err != nil || u.Scheme == "" || u.Host == "" || strings.HasSuffix(o.PublicURL, "/") || u.Path != "" {
 		return nil, fmt.Errorf("identity: Options.PublicURL %q must be an absolute URL without a path or trailing slash", o.PublicURL)
 	}
-	s := &Service{store: o.Store, dir: o.Directory, audit: o.Audit, log: o.Log, now: o.Now, rand: o.Rand,
+	s := &Service{store: o.Store, dir: o.Directory, audit: o.Audit, recorder: o.Recorder, log: o.Log, now: o.Now, rand: o.Rand,
 		publicURL: o.PublicURL, vaultRes: strings.TrimSuffix(o.VaultResource, "/"),
 		tokenLife: o.TokenLifetime, keyRotation: o.KeyRotation, devInterval: o.DeviceCodeInterval}
 	if s.log == nil {
