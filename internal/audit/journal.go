@@ -357,10 +357,12 @@ func (j *journal) rotate() error {
 			return errkind.Wrap(errkind.Unavailable, fmt.Sprintf("audit: cannot finish journal segment %s", j.w.Name()), err)
 		}
 	}
-	// The number is used up even if creation fails, so that a leftover
-	// file never blocks the next attempt.
-	j.wseq++
-	seq, path := j.wseq, j.path(j.wseq)
+	// The active segment keeps its number until the new one exists: after
+	// a failed rotation, frames that still fit go on into the active
+	// segment, sealed under its number. (Renaming onto a leftover file of
+	// a failed attempt replaces it.)
+	seq := j.wseq + 1
+	path := j.path(seq)
 	f, err := j.takeSpare()
 	if err == nil {
 		if _, err = f.WriteAt(segHeader(seq), 0); err == nil {
@@ -384,7 +386,7 @@ func (j *journal) rotate() error {
 	if j.w != nil {
 		_ = j.w.Close() // every frame in it is durable already
 	}
-	j.w, j.wend = f, segHeaderLen
+	j.w, j.wseq, j.wend = f, seq, segHeaderLen
 	j.mu.Lock()
 	j.segs = append(j.segs, segment{seq: seq, end: segHeaderLen})
 	j.mu.Unlock()
