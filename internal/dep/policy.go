@@ -220,6 +220,25 @@ func (s *Service) Create(ctx context.Context, c directory.Caller, tenantID strin
 	now := s.now().UTC()
 	p := Policy{ID: id, TenantID: tid, Kind: k, Name: name, Description: desc, Enabled: spec.Enabled == nil || *spec.Enabled,
 		KeyURIs: uris, State: Active, KeyVersion: 1, CreatedAt: now, UpdatedAt: now}
+	return s.insert(ctx, p, func(tx storage.Tx) error {
+		if err := s.checkRoom(tx, tid, k, name); err != nil {
+			return err
+		}
+		_, err := tx.Put(nameKey(tid, k, name), []byte(id), storage.MustNotExist)
+		return err
+	}, func(p Policy) audit.Event {
+		return audit.Event{TenantID: tid, Actor: actorOf(c, tid), Action: actionCreate, Target: id,
+			Result: audit.Success, Reason: fmt.Sprintf("%s policy %q with root keys %s", k, name, strings.Join(p.RootKeyIDs, ", "))}
+	})
+}
+
+// insert stores the new policy p: a fresh policy key (SharePoint's tenant
+// intermediate key) and availability key, version 1 wrapped live under
+// p.KeyURIs, and in one transaction the caller's index entries and checks
+// (index), the availability key, the version, the policy and its audit
+// record (made by event once p names its root keys). If anything fails,
+// the new availability key is discarded.
+func (s *Service) insert(ctx context.Context, p Policy, index func(storage.Tx) error, event func(Policy) audit.Event) (Policy, error) {
 	key, err := newPolicyKey()
 	if err != nil {
 		return Policy{}, err
@@ -240,29 +259,25 @@ func (s *Service) Create(ctx context.Context, c directory.Caller, tenantID strin
 	if err != nil {
 		return Policy{}, err
 	}
-	kv, err := s.wrapVersion(ctx, p, 1, uris, key, ak)
+	kv, err := s.wrapVersion(ctx, p, 1, p.KeyURIs, key, ak)
 	if err != nil {
 		return Policy{}, err
 	}
 	p.RootKeyIDs = rootIDs(kv.Roots)
 	err = s.store.Update(ctx, func(tx storage.Tx) error {
-		if err := s.checkRoom(tx, tid, k, name); err != nil {
+		if err := index(tx); err != nil {
 			return err
 		}
-		if _, err := tx.Put(nameKey(tid, k, name), []byte(id), storage.MustNotExist); err != nil {
+		if _, err := tx.Put(akKey(p.TenantID, p.ID), akRec, storage.MustNotExist); err != nil {
 			return err
 		}
-		if _, err := tx.Put(akKey(tid, id), akRec, storage.MustNotExist); err != nil {
+		if err := storage.PutJSON(tx, versionKey(p.TenantID, p.ID, 1), kv, storage.MustNotExist); err != nil {
 			return err
 		}
-		if err := storage.PutJSON(tx, versionKey(tid, id, 1), kv, storage.MustNotExist); err != nil {
+		if err := storage.PutJSON(tx, policyKey(p.TenantID, p.ID), p, storage.MustNotExist); err != nil {
 			return err
 		}
-		if err := storage.PutJSON(tx, policyKey(tid, id), p, storage.MustNotExist); err != nil {
-			return err
-		}
-		return s.audit.RecordTx(ctx, tx, audit.Event{TenantID: tid, Actor: actorOf(c, tid), Action: actionCreate, Target: id,
-			Result: audit.Success, Reason: fmt.Sprintf("%s policy %q with root keys %s", k, name, strings.Join(p.RootKeyIDs, ", "))})
+		return s.audit.RecordTx(ctx, tx, event(p))
 	})
 	if err != nil {
 		return Policy{}, err

@@ -206,54 +206,19 @@ func (s *Service) RegisterSharePoint(ctx context.Context, c directory.Caller, te
 	now := s.now().UTC()
 	p := Policy{ID: id, TenantID: tid, Kind: SharePoint, Name: "SharePoint " + geo, Enabled: true, Geo: geo, KeyURIs: uris,
 		State: Registering, KeyVersion: 1, CreatedAt: now, UpdatedAt: now}
-	tik, err := newPolicyKey()
-	if err != nil {
-		return Policy{}, err
-	}
-	defer tik.Wipe()
-	ak, err := s.newAK(ctx)
-	if err != nil {
-		return Policy{}, err
-	}
-	defer ak.Wipe()
-	created := false
-	defer func() {
-		if !created {
-			s.discardAK(ctx, ak)
-		}
-	}()
-	akRec, err := ak.record()
-	if err != nil {
-		return Policy{}, err
-	}
-	kv, err := s.wrapVersion(ctx, p, 1, uris, tik, ak)
-	if err != nil {
-		return Policy{}, err
-	}
-	p.RootKeyIDs = rootIDs(kv.Roots)
-	err = s.store.Update(ctx, func(tx storage.Tx) error {
+	p, err = s.insert(ctx, p, func(tx storage.Tx) error {
 		if err := geoTaken(tx); err != nil {
 			return err
 		}
-		if _, err := tx.Put(geoKey(tid, geo), []byte(id), storage.AnyVersion); err != nil {
-			return err
-		}
-		if _, err := tx.Put(akKey(tid, id), akRec, storage.MustNotExist); err != nil {
-			return err
-		}
-		if err := storage.PutJSON(tx, versionKey(tid, id, 1), kv, storage.MustNotExist); err != nil {
-			return err
-		}
-		if err := storage.PutJSON(tx, policyKey(tid, id), p, storage.MustNotExist); err != nil {
-			return err
-		}
-		return s.audit.RecordTx(ctx, tx, audit.Event{TenantID: tid, Actor: actorOf(c, tid), Action: actionRegister, Target: id,
-			Result: audit.Success, Reason: fmt.Sprintf("geo %s with primary key %s and secondary key %s", geo, uris[0], uris[1])})
+		_, err := tx.Put(geoKey(tid, geo), []byte(id), storage.AnyVersion)
+		return err
+	}, func(Policy) audit.Event {
+		return audit.Event{TenantID: tid, Actor: actorOf(c, tid), Action: actionRegister, Target: id,
+			Result: audit.Success, Reason: fmt.Sprintf("geo %s with primary key %s and secondary key %s", geo, uris[0], uris[1])}
 	})
 	if err != nil {
 		return Policy{}, err
 	}
-	created = true
 	s.kick(tid)
 	return s.withProgress(ctx, p)
 }
