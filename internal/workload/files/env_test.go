@@ -8,12 +8,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/customerkey/customerkey/internal/audit"
 	"github.com/customerkey/customerkey/internal/dep"
+	"github.com/customerkey/customerkey/internal/dep/deptest"
 	"github.com/customerkey/customerkey/internal/directory"
-	"github.com/customerkey/customerkey/internal/envelope"
 	"github.com/customerkey/customerkey/internal/errkind"
 	"github.com/customerkey/customerkey/internal/secret"
 	"github.com/customerkey/customerkey/internal/storage"
@@ -21,136 +19,59 @@ import (
 	"github.com/customerkey/customerkey/internal/workload/files"
 )
 
-// policies is a small test implementation of files.Policies: policy keys
-// live in memory and scope keys are sealed under them with envelope. Each
-// tenant has a service-managed default; a geo may get a SharePoint policy
-// whose key can be rolled. A revoked policy fails user unwraps the way
-// dep's do (PermissionDenied) while system unwraps still work. The real dep
-// has its own tests; the end-to-end tests in internal/app run the
-// workloads on it.
+// policies is a small test implementation of files.Policies on
+// deptest's in-memory policy keys. Each tenant has a service-managed
+// default; a geo may get a SharePoint policy whose key can be rolled. A
+// revoked policy fails user unwraps the way dep's do (PermissionDenied)
+// while system unwraps still work.
 type policies struct {
-	mu       sync.Mutex
-	byID     map[string]*policy
-	defaults map[string]string // tenant -> its service-managed default policy id
-	geos     map[string]string // tenant/geo -> SharePoint policy id
-	unwraps  []dep.Purpose     // every UnwrapScopeKey purpose, in order
-}
+	*deptest.Keys
 
-type policy struct {
-	ref     dep.PolicyRef // the current version
-	keys    map[int]secret.Bytes
-	revoked bool
+	mu   sync.Mutex
+	geos map[string]string // tenant/geo -> SharePoint policy id
 }
 
 var errRevoked = errkind.New(errkind.PermissionDenied,
 	"the customer revoked the root keys of the SharePoint data encryption policy; the geo's files stay unreadable until access to a root key is restored")
 
 func newPolicies() *policies {
-	return &policies{byID: map[string]*policy{}, defaults: map[string]string{}, geos: map[string]string{}}
-}
-
-func (p *policies) newPolicy(tid string, k dep.Kind) (*policy, error) {
-	key, err := envelope.NewKey()
-	if err != nil {
-		return nil, err
-	}
-	pol := &policy{ref: dep.PolicyRef{TenantID: tid, PolicyID: uuid.NewString(), Kind: k, KeyVersion: 1}, keys: map[int]secret.Bytes{1: key}}
-	p.byID[pol.ref.PolicyID] = pol
-	return pol, nil
+	return &policies{Keys: deptest.New(errRevoked), geos: map[string]string{}}
 }
 
 // register gives geo of tid a SharePoint policy.
 func (p *policies) register(t testing.TB, tid, geo string) dep.PolicyRef {
 	t.Helper()
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	pol, err := p.newPolicy(tid, dep.SharePoint)
+	ref, err := p.Create(tid, dep.SharePoint, "SharePoint "+geo)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.geos[tid+"/"+geo] = pol.ref.PolicyID
-	return pol.ref
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.geos[tid+"/"+geo] = ref.PolicyID
+	return ref
 }
 
 // roll gives policy id a new key version.
 func (p *policies) roll(t testing.TB, id string) dep.PolicyRef {
 	t.Helper()
-	key, err := envelope.NewKey()
+	ref, err := p.Roll(id)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	pol := p.byID[id]
-	pol.ref.KeyVersion++
-	pol.keys[pol.ref.KeyVersion] = key
-	return pol.ref
+	return ref
 }
 
-func (p *policies) revoke(id string) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.byID[id].revoked = true
-}
-
-func (p *policies) purposes() []dep.Purpose {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return append([]dep.Purpose(nil), p.unwraps...)
-}
+func (p *policies) revoke(id string) { p.Update(id, func(pol *deptest.Policy) { pol.Revoked = true }) }
 
 func (p *policies) EffectiveGeo(_ context.Context, tid, geo string) (dep.PolicyRef, error) {
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	if id, ok := p.geos[tid+"/"+geo]; ok {
-		return p.byID[id].ref, nil
-	}
-	id, ok := p.defaults[tid]
+	id, ok := p.geos[tid+"/"+geo]
+	p.mu.Unlock()
 	if !ok {
-		pol, err := p.newPolicy(tid, dep.ServiceManaged)
-		if err != nil {
-			return dep.PolicyRef{}, err
-		}
-		id = pol.ref.PolicyID
-		p.defaults[tid] = id
+		return p.Default(tid)
 	}
-	return p.byID[id].ref, nil
-}
-
-func (p *policies) WrapScopeKey(_ context.Context, ref dep.PolicyRef, key secret.Bytes, aad []byte) ([]byte, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	pol, ok := p.byID[ref.PolicyID]
-	if !ok || pol.ref.TenantID != ref.TenantID {
-		return nil, errkind.New(errkind.NotFound, "no such policy")
-	}
-	pk, ok := pol.keys[ref.KeyVersion]
-	if !ok {
-		return nil, errkind.New(errkind.NotFound, "no such policy key version")
-	}
-	return envelope.Seal(pk, "policy/"+ref.PolicyID, uint32(ref.KeyVersion), key.Reveal(), aad)
-}
-
-func (p *policies) UnwrapScopeKey(_ context.Context, tid string, wrapped, aad []byte, why dep.Purpose) (secret.Bytes, error) {
-	id, ver, err := envelope.Header(wrapped)
-	if err != nil {
-		return secret.Bytes{}, err
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.unwraps = append(p.unwraps, why)
-	pol, ok := p.byID[strings.TrimPrefix(id, "policy/")]
-	if !ok || pol.ref.TenantID != tid {
-		return secret.Bytes{}, errkind.New(errkind.NotFound, "the policy that wrapped this key was not found")
-	}
-	if pol.revoked && !why.System {
-		return secret.Bytes{}, errRevoked
-	}
-	b, err := envelope.Open(pol.keys[int(ver)], wrapped, aad)
-	if err != nil {
-		return secret.Bytes{}, err
-	}
-	return secret.New(b), nil
+	pol, _ := p.Get(tid, id)
+	return pol.Ref, nil
 }
 
 var _ files.Policies = (*policies)(nil)

@@ -373,11 +373,11 @@ func TestRevokedKeys(t *testing.T) {
 	}
 	// Rewrap work after a roll is system work.
 	e.deps.roll(t, eur.PolicyID)
-	before := len(e.deps.purposes())
+	before := len(e.deps.Purposes())
 	if n := e.sweep(); n != 1 {
 		t.Fatalf("Sweep rewrapped %d, want 1", n)
 	}
-	after := e.deps.purposes()[before:]
+	after := e.deps.Purposes()[before:]
 	if len(after) == 0 || slices.ContainsFunc(after, func(p dep.Purpose) bool { return !p.System }) {
 		t.Errorf("rewrap unwrapped with purposes %+v, want only System", after)
 	}

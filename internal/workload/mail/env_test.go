@@ -4,17 +4,14 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/customerkey/customerkey/internal/audit"
 	"github.com/customerkey/customerkey/internal/dep"
+	"github.com/customerkey/customerkey/internal/dep/deptest"
 	"github.com/customerkey/customerkey/internal/directory"
-	"github.com/customerkey/customerkey/internal/envelope"
 	"github.com/customerkey/customerkey/internal/errkind"
 	"github.com/customerkey/customerkey/internal/secret"
 	"github.com/customerkey/customerkey/internal/storage"
@@ -22,27 +19,15 @@ import (
 	"github.com/customerkey/customerkey/internal/workload/mail"
 )
 
-// policies is a small test implementation of mail.Policies: policy keys
-// live in memory and scope keys are sealed under them with envelope. A
-// policy can be revoked, after which user unwraps fail the way dep's do
-// (PermissionDenied) while system unwraps still work, as the availability
-// key allows. The real dep has its own tests; the end-to-end tests in
-// internal/app run the workloads on it.
+// policies is a small test implementation of mail.Policies on deptest's
+// in-memory policy keys. A policy can be revoked, after which user unwraps
+// fail the way dep's do (PermissionDenied) while system unwraps still
+// work, as the availability key allows.
 type policies struct {
-	mu       sync.Mutex
-	byID     map[string]*policy
-	defaults map[string]string // tenant -> its service-managed default policy id
-	mdep     map[string]string // tenant -> assigned multi-workload policy id
-	unwraps  []dep.Purpose     // every UnwrapScopeKey purpose, in order
-}
+	*deptest.Keys
 
-type policy struct {
-	ref            dep.PolicyRef // the current version
-	name           string
-	keys           map[int]secret.Bytes // by version
-	disabled       bool
-	purgeRequested bool
-	revoked        bool
+	mu   sync.Mutex
+	mdep map[string]string // tenant -> assigned multi-workload policy id
 }
 
 // errRevoked is what user requests get once a policy's root keys are
@@ -51,46 +36,27 @@ var errRevoked = errkind.New(errkind.PermissionDenied,
 	"the customer revoked the root keys of the data encryption policy; the data stays unreadable until access to a root key is restored")
 
 func newPolicies() *policies {
-	return &policies{byID: map[string]*policy{}, defaults: map[string]string{}, mdep: map[string]string{}}
+	return &policies{Keys: deptest.New(errRevoked), mdep: map[string]string{}}
 }
 
 // create adds a policy of kind k with version 1 and returns its ref.
 func (p *policies) create(t testing.TB, tid string, k dep.Kind, name string) dep.PolicyRef {
 	t.Helper()
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.createLocked(t, tid, k, name)
-}
-
-func (p *policies) createLocked(t testing.TB, tid string, k dep.Kind, name string) dep.PolicyRef {
-	key, err := envelope.NewKey()
+	ref, err := p.Create(tid, k, name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ref := dep.PolicyRef{TenantID: tid, PolicyID: uuid.NewString(), Kind: k, KeyVersion: 1}
-	p.byID[ref.PolicyID] = &policy{ref: ref, name: name, keys: map[int]secret.Bytes{1: key}}
 	return ref
 }
 
 // refresh gives policy id a new key version and returns its ref.
 func (p *policies) refresh(t testing.TB, id string) dep.PolicyRef {
 	t.Helper()
-	key, err := envelope.NewKey()
+	ref, err := p.Roll(id)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	pol := p.byID[id]
-	pol.ref.KeyVersion++
-	pol.keys[pol.ref.KeyVersion] = key
-	return pol.ref
-}
-
-func (p *policies) set(id string, fn func(*policy)) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	fn(p.byID[id])
+	return ref
 }
 
 func (p *policies) assignMDEP(tid, id string) {
@@ -99,94 +65,39 @@ func (p *policies) assignMDEP(tid, id string) {
 	p.mdep[tid] = id
 }
 
-func (p *policies) purposes() []dep.Purpose {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return append([]dep.Purpose(nil), p.unwraps...)
-}
-
 func (p *policies) Effective(_ context.Context, tid string, w dep.Workload) (dep.PolicyRef, error) {
 	if w != dep.Mail {
 		return dep.PolicyRef{}, fmt.Errorf("test policies: workload %s asked for", w)
 	}
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	if id, ok := p.mdep[tid]; ok {
-		return p.byID[id].ref, nil
-	}
-	id, ok := p.defaults[tid]
+	id, ok := p.mdep[tid]
+	p.mu.Unlock()
 	if !ok {
-		key, err := envelope.NewKey()
-		if err != nil {
-			return dep.PolicyRef{}, err
-		}
-		id = uuid.NewString()
-		p.byID[id] = &policy{ref: dep.PolicyRef{TenantID: tid, PolicyID: id, Kind: dep.ServiceManaged, KeyVersion: 1},
-			name: "default", keys: map[int]secret.Bytes{1: key}}
-		p.defaults[tid] = id
+		return p.Default(tid)
 	}
-	return p.byID[id].ref, nil
+	pol, _ := p.Get(tid, id)
+	return pol.Ref, nil
 }
 
 func (p *policies) ExchangePolicy(_ context.Context, tid, identity string) (dep.PolicyRef, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, pol := range p.byID {
-		if pol.ref.Kind != dep.Exchange || pol.ref.TenantID != tid || (pol.ref.PolicyID != identity && pol.name != identity) {
-			continue
-		}
-		if pol.disabled || pol.purgeRequested {
-			return dep.PolicyRef{}, errkind.Errorf(errkind.FailedPrecondition, "the policy %s is disabled or being purged", identity)
-		}
-		return pol.ref, nil
+	pol, ok := p.Find(func(pol deptest.Policy) bool {
+		return pol.Ref.Kind == dep.Exchange && pol.Ref.TenantID == tid && (pol.Ref.PolicyID == identity || pol.Name == identity)
+	})
+	switch {
+	case !ok:
+		return dep.PolicyRef{}, errkind.Errorf(errkind.NotFound, "the data encryption policy %q was not found", identity)
+	case pol.Disabled || pol.PurgeRequested:
+		return dep.PolicyRef{}, errkind.Errorf(errkind.FailedPrecondition, "the policy %s is disabled or being purged", identity)
 	}
-	return dep.PolicyRef{}, errkind.Errorf(errkind.NotFound, "the data encryption policy %q was not found", identity)
+	return pol.Ref, nil
 }
 
 func (p *policies) Current(_ context.Context, tid, id string) (dep.PolicyRef, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	pol, ok := p.byID[id]
-	if !ok || pol.ref.TenantID != tid {
+	pol, ok := p.Get(tid, id)
+	if !ok {
 		return dep.PolicyRef{}, errkind.Errorf(errkind.NotFound, "the data encryption policy %q was not found", id)
 	}
-	return pol.ref, nil
-}
-
-func (p *policies) WrapScopeKey(_ context.Context, ref dep.PolicyRef, key secret.Bytes, aad []byte) ([]byte, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	pol, ok := p.byID[ref.PolicyID]
-	if !ok || pol.ref.TenantID != ref.TenantID {
-		return nil, errkind.New(errkind.NotFound, "no such policy")
-	}
-	pk, ok := pol.keys[ref.KeyVersion]
-	if !ok {
-		return nil, errkind.New(errkind.NotFound, "no such policy key version")
-	}
-	return envelope.Seal(pk, "policy/"+ref.PolicyID, uint32(ref.KeyVersion), key.Reveal(), aad)
-}
-
-func (p *policies) UnwrapScopeKey(_ context.Context, tid string, wrapped, aad []byte, why dep.Purpose) (secret.Bytes, error) {
-	id, ver, err := envelope.Header(wrapped)
-	if err != nil {
-		return secret.Bytes{}, err
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.unwraps = append(p.unwraps, why)
-	pol, ok := p.byID[strings.TrimPrefix(id, "policy/")]
-	if !ok || pol.ref.TenantID != tid {
-		return secret.Bytes{}, errkind.New(errkind.NotFound, "the policy that wrapped this key was not found")
-	}
-	if pol.revoked && !why.System {
-		return secret.Bytes{}, errRevoked
-	}
-	b, err := envelope.Open(pol.keys[int(ver)], wrapped, aad)
-	if err != nil {
-		return secret.Bytes{}, err
-	}
-	return secret.New(b), nil
+	return pol.Ref, nil
 }
 
 var _ mail.Policies = (*policies)(nil)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/customerkey/customerkey/internal/audit"
 	"github.com/customerkey/customerkey/internal/dep"
+	"github.com/customerkey/customerkey/internal/dep/deptest"
 	"github.com/customerkey/customerkey/internal/directory"
 	"github.com/customerkey/customerkey/internal/errkind"
 	"github.com/customerkey/customerkey/internal/workload/mail"
@@ -403,7 +404,7 @@ func TestUserPurposeNamesTheRequest(t *testing.T) {
 	if _, err := e.svc.GetMessage(ctx, e.alice, e.tid(), box.ID, msg.ID); err != nil {
 		t.Fatal(err)
 	}
-	ps := e.deps.purposes()
+	ps := e.deps.Purposes()
 	if got := ps[len(ps)-1]; got != (dep.Purpose{RequestID: "req-42"}) {
 		t.Errorf("GetMessage unwrapped with purpose %+v, want a user purpose naming request req-42", got)
 	}
@@ -452,7 +453,7 @@ func TestRevokedKeys(t *testing.T) {
 	}
 	e.sweep()
 	msg := e.put(e.alice, box.ID, "secret plans", []byte("the plans"))
-	e.deps.set(exo.PolicyID, func(p *policy) { p.revoked = true })
+	e.deps.Update(exo.PolicyID, func(p *deptest.Policy) { p.Revoked = true })
 
 	for name, fn := range map[string]func() error{
 		"GetMessage": func() error { _, err := e.svc.GetMessage(e.ctx, e.alice, tid, box.ID, msg.ID); return err },
@@ -472,14 +473,14 @@ func TestRevokedKeys(t *testing.T) {
 	// The customer moves the mailbox to a new policy: the rewrap is system
 	// work and still reaches the key.
 	exo2 := e.deps.create(t, tid, dep.Exchange, "EXO-DEP-2")
-	before := len(e.deps.purposes())
+	before := len(e.deps.Purposes())
 	if _, err := e.svc.SetMailboxPolicy(e.ctx, e.admin, tid, box.ID, "EXO-DEP-2"); err != nil {
 		t.Fatal(err)
 	}
 	if n := e.sweep(); n != 1 {
 		t.Fatalf("Sweep rewrapped %d, want 1", n)
 	}
-	after := e.deps.purposes()[before:]
+	after := e.deps.Purposes()[before:]
 	if len(after) == 0 || slices.ContainsFunc(after, func(p dep.Purpose) bool { return !p.System }) {
 		t.Errorf("rewrap unwrapped with purposes %+v, want only System", after)
 	}
@@ -495,7 +496,7 @@ func TestSetMailboxPolicyRefusals(t *testing.T) {
 	box := e.aliceBox()
 	exo := e.deps.create(t, tid, dep.Exchange, "EXO-DEP-1")
 	disabled := e.deps.create(t, tid, dep.Exchange, "EXO-OFF")
-	e.deps.set(disabled.PolicyID, func(p *policy) { p.disabled = true })
+	e.deps.Update(disabled.PolicyID, func(p *deptest.Policy) { p.Disabled = true })
 	foreign := e.deps.create(t, e.other.Tenant.ID, dep.Exchange, "EXO-FOREIGN")
 	tests := []struct {
 		name   string
