@@ -318,7 +318,7 @@ func (s *Service) ListFiles(ctx context.Context, c directory.Caller, tid, site, 
 	after := ""
 	if pageToken != "" {
 		if after, err = checkPath(pageToken); err != nil {
-			return FilePage{}, ErrBadPageToken
+			return FilePage{}, scope.ErrBadPageToken
 		}
 	}
 	recs, next, err := scope.List[fileRecord](ctx, s.store, kFile+rec.TenantID+"/"+rec.ID+"/", strings.ToLower(after), limit)

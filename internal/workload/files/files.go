@@ -182,8 +182,6 @@ const (
 var (
 	ErrSiteNotFound = errkind.New(errkind.NotFound, "the site was not found").WithCode("SiteNotFound")
 	ErrFileNotFound = errkind.New(errkind.NotFound, "the file was not found").WithCode("FileNotFound")
-	// ErrBadPageToken is returned for a page token this package did not issue.
-	ErrBadPageToken = errkind.New(errkind.Invalid, "the page token is not valid; start again without one")
 )
 
 func lower(s string) string { return strings.ToLower(strings.TrimSpace(s)) }

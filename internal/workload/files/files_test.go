@@ -19,6 +19,7 @@ import (
 	"github.com/customerkey/customerkey/internal/directory"
 	"github.com/customerkey/customerkey/internal/errkind"
 	"github.com/customerkey/customerkey/internal/workload/files"
+	"github.com/customerkey/customerkey/internal/workload/scope"
 )
 
 func TestCreateSite(t *testing.T) {
@@ -493,7 +494,7 @@ func TestListPages(t *testing.T) {
 	if !slices.Equal(got, want) || pages != 3 {
 		t.Errorf("ListFiles in pages of 2 = %v in %d pages, want %v in 3", got, pages, want)
 	}
-	if _, err := e.svc.ListFiles(e.ctx, e.alice, e.tid(), site.ID, "../x", 2); !errors.Is(err, files.ErrBadPageToken) {
+	if _, err := e.svc.ListFiles(e.ctx, e.alice, e.tid(), site.ID, "../x", 2); !errors.Is(err, scope.ErrBadPageToken) {
 		t.Errorf("ListFiles with a forged token err = %v, want ErrBadPageToken", err)
 	}
 	for i := range 3 {

@@ -223,7 +223,7 @@ func (s *Service) ListSites(ctx context.Context, c directory.Caller, tid, pageTo
 		return SitePage{}, err
 	}
 	if pageToken != "" && !isGUID(pageToken) {
-		return SitePage{}, ErrBadPageToken
+		return SitePage{}, scope.ErrBadPageToken
 	}
 	recs, next, err := scope.List[siteRecord](ctx, s.store, kSite+tid+"/", lower(pageToken), limit)
 	if err != nil {

@@ -173,8 +173,6 @@ const (
 var (
 	ErrMailboxNotFound = errkind.New(errkind.NotFound, "the mailbox was not found").WithCode("ManagementObjectNotFound")
 	ErrMessageNotFound = errkind.New(errkind.NotFound, "the message was not found").WithCode("ItemNotFound")
-	// ErrBadPageToken is returned for a page token this package did not issue.
-	ErrBadPageToken = errkind.New(errkind.Invalid, "the page token is not valid; start again without one")
 )
 
 func lower(s string) string { return strings.ToLower(strings.TrimSpace(s)) }

@@ -20,6 +20,7 @@ import (
 	"github.com/customerkey/customerkey/internal/directory"
 	"github.com/customerkey/customerkey/internal/errkind"
 	"github.com/customerkey/customerkey/internal/workload/mail"
+	"github.com/customerkey/customerkey/internal/workload/scope"
 )
 
 func TestCreateMailbox(t *testing.T) {
@@ -642,7 +643,7 @@ func TestListMailboxesPages(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" || pages != 3 {
 		t.Errorf("ListMailboxes in pages of 2 took %d pages (want 3), diff (-want +got):\n%s", pages, diff)
 	}
-	if _, err := e.svc.ListMailboxes(e.ctx, e.exch, e.tid(), "mail/../x", 2); !errors.Is(err, mail.ErrBadPageToken) {
+	if _, err := e.svc.ListMailboxes(e.ctx, e.exch, e.tid(), "mail/../x", 2); !errors.Is(err, scope.ErrBadPageToken) {
 		t.Errorf("ListMailboxes with a forged token err = %v, want ErrBadPageToken", err)
 	}
 	p, err := e.svc.ListMailboxes(e.ctx, e.oAdmin, e.other.Tenant.ID, "", 0)

@@ -304,7 +304,7 @@ func (s *Service) ListMailboxes(ctx context.Context, c directory.Caller, tid, pa
 		return MailboxPage{}, err
 	}
 	if pageToken != "" && !isGUID(pageToken) {
-		return MailboxPage{}, ErrBadPageToken
+		return MailboxPage{}, scope.ErrBadPageToken
 	}
 	recs, next, err := scope.List[mailboxRecord](ctx, s.store, kMbx+tid+"/", lower(pageToken), limit)
 	if err != nil {

@@ -290,7 +290,7 @@ func (s *Service) ListMessages(ctx context.Context, c directory.Caller, tid, mai
 		return MessagePage{}, err
 	}
 	if pageToken != "" && !isGUID(pageToken) {
-		return MessagePage{}, ErrBadPageToken
+		return MessagePage{}, scope.ErrBadPageToken
 	}
 	tid = rec.TenantID
 	recs, next, err := scope.List[messageRecord](ctx, s.store, kMsg+tid+"/"+rec.ID+"/", lower(pageToken), limit)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/customerkey/customerkey/internal/errkind"
 	"github.com/customerkey/customerkey/internal/storage"
 )
 
@@ -15,6 +16,9 @@ const (
 	MaxPage     = 1000
 	DefaultPage = 100
 )
+
+// ErrBadPageToken is returned for a page token that no listing issued.
+var ErrBadPageToken = errkind.New(errkind.Invalid, "the page token is not valid; start again without one")
 
 // List reads one page of the JSON records stored under prefix, in key
 // order, after the record whose key is prefix+after ("" starts at the
