@@ -36,6 +36,8 @@ func bindServe(f *pflag.FlagSet, c *config.Config) {
 		"how long registering the mandatory retention period takes (Azure: up to an hour)")
 	f.DurationVar(&c.PolicyKeyCacheLifetime, "policy-key-cache-lifetime", c.PolicyKeyCacheLifetime,
 		"how long an unwrapped policy key is cached; revoking the root keys takes effect within this time")
+	f.IntVar(&c.HeapHeadroomMiB, "heap-headroom-mib", c.HeapHeadroomMiB,
+		"MiB the heap may grow above the live heap between garbage collections (0, or GOGC in the environment: Go's default pacing)")
 }
 
 // configFrom is the configuration a command runs with: the defaults, then

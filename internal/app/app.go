@@ -30,6 +30,7 @@ import (
 	"github.com/customerkey/customerkey/internal/dep"
 	"github.com/customerkey/customerkey/internal/directory"
 	"github.com/customerkey/customerkey/internal/graph"
+	"github.com/customerkey/customerkey/internal/heapgoal"
 	"github.com/customerkey/customerkey/internal/hsm"
 	"github.com/customerkey/customerkey/internal/httpx"
 	"github.com/customerkey/customerkey/internal/identity"
@@ -509,6 +510,13 @@ func (s *Server) Close() error {
 
 // Run opens the server, listens on cfg.Listen and serves until ctx ends.
 func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+	switch {
+	case cfg.HeapHeadroomMiB == 0:
+	case os.Getenv("GOGC") != "":
+		log.Info("GOGC is set: heap-headroom-mib is ignored", "gogc", os.Getenv("GOGC"))
+	default:
+		defer heapgoal.Keep(uint64(cfg.HeapHeadroomMiB) << 20)()
+	}
 	s, err := Open(ctx, cfg, log, Options{})
 	if err != nil {
 		return err

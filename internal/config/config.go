@@ -81,6 +81,10 @@ type Config struct {
 	// latency: once a customer removes the service's access to both root
 	// keys, user requests fail within this time.
 	PolicyKeyCacheLifetime time.Duration `yaml:"policy-key-cache-lifetime"`
+	// HeapHeadroomMiB is how far the garbage collector lets the heap grow
+	// above what its last collection found live (package heapgoal); 0
+	// leaves GOGC alone, as does setting GOGC in the environment.
+	HeapHeadroomMiB int `yaml:"heap-headroom-mib"`
 }
 
 // Default returns the defaults; PublicURL is derived from Listen by Complete.
@@ -102,6 +106,7 @@ func Default() Config {
 		FeatureRegistrationDelay: time.Minute,
 		VaultRequestsPerSecond:   0,
 		PolicyKeyCacheLifetime:   10 * time.Minute,
+		HeapHeadroomMiB:          64,
 	}
 }
 
@@ -234,6 +239,9 @@ func (c Config) Validate() error {
 	}
 	if c.HSMModule == "" && (c.HSMToken != "" || c.HSMPINFile != "") {
 		bad("hsm-module", "is required when hsm-token or hsm-pin-file is set")
+	}
+	if c.HeapHeadroomMiB < 0 || c.HeapHeadroomMiB > 1<<20 {
+		bad("heap-headroom-mib", "%d must be between 0 (GOGC alone decides) and 1048576 (1 TiB)", c.HeapHeadroomMiB)
 	}
 	if c.HSMMaxSessions < 0 {
 		bad("hsm-max-sessions", "%d must not be negative", c.HSMMaxSessions)

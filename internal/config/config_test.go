@@ -153,3 +153,27 @@ func TestStoreFromFile(t *testing.T) {
 		t.Error("Default().StoreIsPostgres() = true, want the embedded store by default")
 	}
 }
+
+func TestValidateHeapHeadroom(t *testing.T) {
+	for _, tc := range []struct {
+		mib  int
+		want string // "" when valid
+	}{
+		{64, ""},
+		{0, ""},
+		{1 << 20, ""},
+		{-1, "heap-headroom-mib: -1 must be between 0"},
+		{1<<20 + 1, "heap-headroom-mib: 1048577 must be between 0"},
+	} {
+		c := Default()
+		c.DataDir = t.TempDir()
+		c.HeapHeadroomMiB = tc.mib
+		if err := c.Complete(); err != nil {
+			t.Fatal(err)
+		}
+		err := c.Validate()
+		if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+			t.Errorf("heap-headroom-mib %d: Validate() = %v, want %q", tc.mib, err, tc.want)
+		}
+	}
+}

@@ -1,0 +1,113 @@
+package heapgoal
+
+import (
+	"runtime"
+	"runtime/metrics"
+	"testing"
+	"time"
+)
+
+func TestPercent(t *testing.T) {
+	const mib = 1 << 20
+	for _, c := range []struct {
+		name     string
+		live     uint64
+		headroom uint64
+		base     int
+		want     int
+	}{
+		{"small live heap gets the headroom", 4 * mib, 64 * mib, 100, 1600},
+		{"live heap as large as the headroom: base", 64 * mib, 64 * mib, 100, 100},
+		{"live heap larger than the headroom: base", 512 * mib, 64 * mib, 100, 100},
+		{"a higher base wins", 16 * mib, 64 * mib, 500, 500},
+		{"nothing live: the minimum heap is the headroom", 0, 64 * mib, 100, 1600},
+		{"less live than the minimum heap: bounded by it", 2 * mib, 64 * mib, 100, 1650},
+		{"a few bytes live", 10, 64 * mib, 100, 1600},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if got := Percent(c.live, c.headroom, c.base); got != c.want {
+				t.Errorf("Percent(%d, %d, %d) = %d, want %d", c.live, c.headroom, c.base, got, c.want)
+			}
+		})
+	}
+}
+
+func read(name string) uint64 {
+	s := []metrics.Sample{{Name: name}}
+	metrics.Read(s)
+	return s[0].Value.Uint64()
+}
+
+// gcUntil collects until cond holds (the cleanup that adjusts GOGC runs
+// on its own goroutine after a collection), or fails after a few seconds.
+func gcUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: GOGC is %d, heap goal %d, live %d", what, read("/gc/gogc:percent"), read("/gc/heap/goal:bytes"), read("/gc/heap/live:bytes"))
+		}
+		runtime.GC()
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+var keepAlive []byte
+
+// TestKeep follows the goal as the live heap grows past the headroom and
+// shrinks again, and checks that stop restores GOGC.
+func TestKeep(t *testing.T) {
+	const headroom = 32 << 20
+	base := int(read("/gc/gogc:percent"))
+	stop := Keep(headroom)
+	stopped := false
+	defer func() {
+		if !stopped {
+			stop()
+		}
+	}()
+
+	// The goal is live + headroom, within the eighth Keep tolerates.
+	goalNear := func() bool {
+		goal, live := read("/gc/heap/goal:bytes"), read("/gc/heap/live:bytes")
+		return goal >= live+headroom*7/8 && goal <= live+headroom*9/8
+	}
+	if goal, live := read("/gc/heap/goal:bytes"), read("/gc/heap/live:bytes"); goal > live+headroom*9/8 {
+		t.Fatalf("right after Keep the heap goal is %d with %d live, want at most live + headroom", goal, live)
+	}
+	gcUntil(t, "small live heap", goalNear)
+	if p := int(read("/gc/gogc:percent")); p <= base {
+		t.Fatalf("GOGC %d, want above %d with a small live heap", p, base)
+	}
+
+	keepAlive = make([]byte, 4*headroom)
+	for i := range keepAlive {
+		keepAlive[i] = byte(i)
+	}
+	gcUntil(t, "live heap four times the headroom", func() bool { return int(read("/gc/gogc:percent")) == base })
+
+	keepAlive = nil
+	gcUntil(t, "live heap small again", goalNear)
+
+	stop()
+	stopped = true
+	if p := int(read("/gc/gogc:percent")); p != base {
+		t.Fatalf("after stop GOGC is %d, want %d", p, base)
+	}
+	runtime.GC()
+	time.Sleep(50 * time.Millisecond)
+	if p := int(read("/gc/gogc:percent")); p != base {
+		t.Fatalf("a collection after stop changed GOGC to %d", p)
+	}
+}
+
+func TestKeepOffWithoutHeadroom(t *testing.T) {
+	base := read("/gc/gogc:percent")
+	stop := Keep(0)
+	defer stop()
+	runtime.GC()
+	time.Sleep(20 * time.Millisecond)
+	if p := read("/gc/gogc:percent"); p != base {
+		t.Fatalf("Keep(0) changed GOGC from %d to %d", base, p)
+	}
+}
