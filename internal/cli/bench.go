@@ -41,6 +41,8 @@ import (
 	"github.com/spf13/cobra"
 
 	ckclient "github.com/customerkey/customerkey/client/encryption"
+	"github.com/customerkey/customerkey/internal/config"
+	"github.com/customerkey/customerkey/internal/heapgoal"
 )
 
 // Limits that keep every bench run bounded in time and in requests.
@@ -231,6 +233,11 @@ the baseline, so that other load on a shared machine skews both alike; the
 ratios then show [lowest-highest] of the N per-round ratios beside the
 whole-run one.
 
+bench and its baselines pace Go's garbage collector as serve does by
+default (a heap headroom of 64 MiB, serve --heap-headroom-mib), so that the
+baselines do not pay for collections the server does not make; GOGC in the
+environment of both overrides it.
+
 Without --key, a temporary key bench-<random> of each --key-size (and of
 type --kty: RSA-HSM puts it in the HSM of a premium vault) is created in the
 vault and deleted and purged afterwards (unless --keep). Every run is
@@ -275,6 +282,7 @@ the nodes would. Compare with a run against one --endpoint.`,
 				// same name; its first value takes the global's place.
 				g.endpoint = o.endpoints[0]
 			}
+			defer keepBenchHeap()()
 			var s *session
 			if !o.baselineOnly {
 				if s, err = g.resolve(); err != nil {
@@ -376,6 +384,9 @@ type benchReport struct {
 	CPUs       int    `json:"cpus"`
 	GOMAXPROCS int    `json:"gomaxprocs"`
 	GoVersion  string `json:"goVersion"`
+	// GC is how this process and its zero-server child pace the garbage
+	// collector: see keepBenchHeap.
+	GC string `json:"gc"`
 	// LoadAvg is /proc/loadavg before and after the run: other work on the
 	// machine skews every number, so the report says how busy it was.
 	LoadBefore string        `json:"loadBefore,omitempty"`
@@ -472,7 +483,7 @@ func (r *benchReport) print(pr printer) error {
 		enc.SetIndent("", "  ")
 		return enc.Encode(r)
 	}
-	fmt.Fprintf(pr.w, "cpus %d, GOMAXPROCS %d, %s, client HTTP/%s", r.CPUs, r.GOMAXPROCS, r.GoVersion, r.HTTP)
+	fmt.Fprintf(pr.w, "cpus %d, GOMAXPROCS %d, %s, GC %s, client HTTP/%s", r.CPUs, r.GOMAXPROCS, r.GoVersion, r.GC, r.HTTP)
 	if r.Endpoint != "" {
 		fmt.Fprintf(pr.w, ", server %s", r.Endpoint)
 	}
@@ -1039,10 +1050,30 @@ type benchRun struct {
 	nodes []*http.Client
 }
 
+// keepBenchHeap gives bench, and so its in-process baseline, the garbage
+// collector pacing serve uses by default (--heap-headroom-mib): a baseline
+// that collected every few milliseconds while the server did not would
+// flatter the server. GOGC in the environment wins, as it does for serve;
+// the zero-server child inherits it and calls this too.
+func keepBenchHeap() (stop func()) {
+	if os.Getenv("GOGC") != "" {
+		return func() {}
+	}
+	return heapgoal.Keep(uint64(config.Default().HeapHeadroomMiB) << 20)
+}
+
+// benchGC says how keepBenchHeap paces the collector.
+func benchGC() string {
+	if g := os.Getenv("GOGC"); g != "" {
+		return "GOGC=" + g
+	}
+	return fmt.Sprintf("heap headroom %d MiB (as serve)", config.Default().HeapHeadroomMiB)
+}
+
 func runBench(ctx context.Context, s *session, o *benchOptions, logw io.Writer) (*benchReport, error) {
 	conns := slices.Max(o.concurrency)
 	r := &benchRun{o: o, s: s, log: logw, dek: newDEK(), rep: &benchReport{HTTP: o.proto, CPUs: runtime.NumCPU(),
-		GOMAXPROCS: runtime.GOMAXPROCS(0), GoVersion: runtime.Version(), LoadBefore: loadAvg()}}
+		GOMAXPROCS: runtime.GOMAXPROCS(0), GoVersion: runtime.Version(), GC: benchGC(), LoadBefore: loadAvg()}}
 	defer func() { r.rep.LoadAfter = loadAvg() }()
 	if s != nil {
 		r.rep.Endpoint = s.prof.Endpoint

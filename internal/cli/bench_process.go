@@ -69,6 +69,7 @@ func zeroServerCmd() *cobra.Command {
 		Hidden: true,
 		Args:   cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			defer keepBenchHeap()()
 			z := &zeroServer{}
 			var keyOps, itemOps []string
 			for _, op := range ops {

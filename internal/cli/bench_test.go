@@ -237,6 +237,9 @@ func TestBenchBaselineEndToEnd(t *testing.T) {
 	if slices.ContainsFunc(rep.Results, func(r benchResult) bool { return r.Op == "get" && r.Target == "raw-rsa" }) {
 		t.Error("a raw-rsa result for get, which has no RSA operation")
 	}
+	if want := "heap headroom 64 MiB (as serve)"; os.Getenv("GOGC") == "" && rep.GC != want {
+		t.Errorf("report gc = %q, want %q: the baselines must pace the collector as serve does", rep.GC, want)
+	}
 	if len(rep.Ratios) == 0 || rep.Ratios[0].BaselinePerRaw <= 0 {
 		t.Errorf("ratios = %+v, want baseline-https/raw for each run", rep.Ratios)
 	}
