@@ -18,7 +18,12 @@ import (
 	"runtime/debug"
 	"runtime/metrics"
 	"sync"
+	"sync/atomic"
 )
+
+// keeping is set while a keeper runs: GOGC is one per process, so a second
+// Keep would take the first one's raised GOGC for its base.
+var keeping atomic.Bool
 
 // minHeap is the runtime's smallest heap goal at GOGC=100; it scales with
 // GOGC (4 MiB × GOGC/100), so a high GOGC raises it too.
@@ -54,12 +59,17 @@ type cycle struct{ _ *keeper }
 
 // Keep starts keeping the heap goal headroom bytes above the live heap,
 // and returns the function that stops it and restores GOGC. It does
-// nothing when the collector is off (GOGC=off).
+// nothing when the collector is off (GOGC=off), or while another Keep of
+// this process is running.
 func Keep(headroom uint64) (stop func()) {
+	if headroom == 0 || !keeping.CompareAndSwap(false, true) {
+		return func() {}
+	}
 	s := []metrics.Sample{{Name: "/gc/gogc:percent"}}
 	metrics.Read(s)
 	base := int(s[0].Value.Uint64())
-	if s[0].Value.Kind() != metrics.KindUint64 || base <= 0 || headroom == 0 {
+	if s[0].Value.Kind() != metrics.KindUint64 || base <= 0 {
+		keeping.Store(false)
 		return func() {}
 	}
 	k := &keeper{headroom: headroom, base: base, current: base, sample: []metrics.Sample{{Name: "/gc/heap/live:bytes"}}}
@@ -97,5 +107,6 @@ func (k *keeper) stop() {
 	if !k.stopped {
 		k.stopped = true
 		debug.SetGCPercent(k.base)
+		keeping.Store(false)
 	}
 }

@@ -111,3 +111,20 @@ func TestKeepOffWithoutHeadroom(t *testing.T) {
 		t.Fatalf("Keep(0) changed GOGC from %d to %d", base, p)
 	}
 }
+
+// TestKeepOncePerProcess: GOGC is one per process; a second Keep while the
+// first runs must not take the raised GOGC for its base and leave it set.
+func TestKeepOncePerProcess(t *testing.T) {
+	base := int(read("/gc/gogc:percent"))
+	stop1 := Keep(32 << 20)
+	gcUntil(t, "first Keep", func() bool { return int(read("/gc/gogc:percent")) > base })
+	stop2 := Keep(32 << 20)
+	stop1()
+	stop2()
+	if p := int(read("/gc/gogc:percent")); p != base {
+		t.Fatalf("after both stopped GOGC is %d, want %d", p, base)
+	}
+	stop3 := Keep(32 << 20)
+	defer stop3()
+	gcUntil(t, "Keep after the first stopped", func() bool { return int(read("/gc/gogc:percent")) > base })
+}
