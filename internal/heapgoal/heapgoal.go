@@ -67,8 +67,11 @@ func Keep(headroom uint64) (stop func()) {
 	}
 	s := []metrics.Sample{{Name: "/gc/gogc:percent"}}
 	metrics.Read(s)
-	base := int(s[0].Value.Uint64())
-	if s[0].Value.Kind() != metrics.KindUint64 || base <= 0 {
+	base := -1
+	if s[0].Value.Kind() == metrics.KindUint64 {
+		base = int(s[0].Value.Uint64()) // GOGC=off reads as -1
+	}
+	if base <= 0 {
 		keeping.Store(false)
 		return func() {}
 	}

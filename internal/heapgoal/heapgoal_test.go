@@ -2,6 +2,7 @@ package heapgoal
 
 import (
 	"runtime"
+	"runtime/debug"
 	"runtime/metrics"
 	"testing"
 	"time"
@@ -127,4 +128,16 @@ func TestKeepOncePerProcess(t *testing.T) {
 	stop3 := Keep(32 << 20)
 	defer stop3()
 	gcUntil(t, "Keep after the first stopped", func() bool { return int(read("/gc/gogc:percent")) > base })
+}
+
+func TestKeepLeavesTheCollectorOff(t *testing.T) {
+	old := debug.SetGCPercent(-1)
+	defer debug.SetGCPercent(old)
+	stop := Keep(32 << 20)
+	defer stop()
+	runtime.GC()
+	time.Sleep(20 * time.Millisecond)
+	if p := int(read("/gc/gogc:percent")); p != -1 {
+		t.Fatalf("with GOGC=off, Keep set GOGC to %d", p)
+	}
 }
