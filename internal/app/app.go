@@ -516,6 +516,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		log.Info("GOGC is set: heap-headroom-mib is ignored", "gogc", os.Getenv("GOGC"))
 	default:
 		defer heapgoal.Keep(uint64(cfg.HeapHeadroomMiB) << 20)()
+		log.Info("garbage collector: heap goal kept above the live heap", "heap_headroom_mib", cfg.HeapHeadroomMiB)
 	}
 	s, err := Open(ctx, cfg, log, Options{})
 	if err != nil {
