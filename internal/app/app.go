@@ -353,6 +353,12 @@ func (s *Server) routes(al *audit.Log) http.Handler {
 // carry codes, and never a header.
 func (s *Server) accessLog(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !s.log.Enabled(r.Context(), slog.LevelDebug) {
+			// The line is logged at debug only: below it, do not pay
+			// for its clock reads and status recorder on every request.
+			next.ServeHTTP(w, r)
+			return
+		}
 		start := time.Now()
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 		next.ServeHTTP(sw, r)

@@ -128,19 +128,38 @@ func NewRequestID() string {
 	_, _ = rand.Read(b[:])
 	b[6] = b[6]&0x0f | 0x40
 	b[8] = b[8]&0x3f | 0x80
-	h := hex.EncodeToString(b[:])
-	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+	var s [36]byte
+	hex.Encode(s[0:8], b[0:4])
+	s[8] = '-'
+	hex.Encode(s[9:13], b[4:6])
+	s[13] = '-'
+	hex.Encode(s[14:18], b[6:8])
+	s[18] = '-'
+	hex.Encode(s[19:23], b[8:10])
+	s[23] = '-'
+	hex.Encode(s[24:], b[10:])
+	return string(s[:])
 }
+
+// Correlation headers in canonical form: WithRequestID runs on every
+// request, and indexing the header map directly spares canonicalizing
+// constant names each time.
+const (
+	hdrRequestID        = "X-Ms-Request-Id"
+	hdrClientRequestID  = "X-Ms-Client-Request-Id"
+	hdrClientRequestAlt = "Client-Request-Id"
+)
 
 // WithRequestID gives every request an id, returns it in x-ms-request-id
 // and echoes the client's correlation id, as Azure services do.
 func WithRequestID(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := NewRequestID()
-		w.Header().Set("x-ms-request-id", id)
-		for _, h := range []string{"x-ms-client-request-id", "client-request-id"} {
-			if v := r.Header.Get(h); v != "" && len(v) <= 128 {
-				w.Header().Set(h, v)
+		h := w.Header()
+		h[hdrRequestID] = []string{id}
+		for _, k := range [...]string{hdrClientRequestID, hdrClientRequestAlt} {
+			if v := r.Header[k]; len(v) > 0 && v[0] != "" && len(v[0]) <= 128 {
+				h[k] = []string{v[0]}
 			}
 		}
 		ip, _, err := net.SplitHostPort(r.RemoteAddr)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -85,14 +86,39 @@ func TestRouteDoesNotRenderAfterAWrite(t *testing.T) {
 }
 
 func TestRequestIDs(t *testing.T) {
-	var seen string
-	h := httpx.WithRequestID(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { seen = httpx.RequestID(r.Context()) }))
-	req := httptest.NewRequest("GET", "/", nil)
-	req.Header.Set("x-ms-client-request-id", "client-1")
-	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, req)
-	if seen == "" || rec.Header().Get("x-ms-request-id") != seen || rec.Header().Get("x-ms-client-request-id") != "client-1" {
-		t.Errorf("request id %q, headers %v", seen, rec.Header())
+	guidV4 := regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
+	long := strings.Repeat("x", 129)
+	for _, tc := range []struct {
+		name       string
+		sent       map[string]string
+		wantEchoed map[string]string // "" means not echoed
+	}{
+		{"none", nil, map[string]string{"x-ms-client-request-id": "", "client-request-id": ""}},
+		{"x-ms-client-request-id", map[string]string{"x-ms-client-request-id": "client-1"}, map[string]string{"x-ms-client-request-id": "client-1", "client-request-id": ""}},
+		{"client-request-id (Graph)", map[string]string{"client-request-id": "graph-1"}, map[string]string{"client-request-id": "graph-1", "x-ms-client-request-id": ""}},
+		{"over 128 characters is not echoed", map[string]string{"x-ms-client-request-id": long}, map[string]string{"x-ms-client-request-id": ""}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var seen string
+			h := httpx.WithRequestID(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { seen = httpx.RequestID(r.Context()) }))
+			req := httptest.NewRequest("GET", "/", nil)
+			for k, v := range tc.sent {
+				req.Header.Set(k, v)
+			}
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			if !guidV4.MatchString(seen) || rec.Header().Get("x-ms-request-id") != seen {
+				t.Errorf("request id %q (want a random GUID), x-ms-request-id %q", seen, rec.Header().Get("x-ms-request-id"))
+			}
+			for k, want := range tc.wantEchoed {
+				if got := rec.Header().Get(k); got != want {
+					t.Errorf("%s = %q, want %q", k, got, want)
+				}
+			}
+		})
+	}
+	if a, b := httpx.NewRequestID(), httpx.NewRequestID(); a == b {
+		t.Errorf("two request ids are equal: %s", a)
 	}
 }
 

@@ -17,10 +17,10 @@ const (
 // first drops expired entries, then an arbitrary eighth (map iteration
 // order is random), which is enough for caches whose misses only cost a
 // recomputation.
-type boundedCache[T any] struct {
+type boundedCache[K comparable, T any] struct {
 	mu  sync.RWMutex
 	max int
-	m   map[string]cacheEntry[T]
+	m   map[K]cacheEntry[T]
 }
 
 type cacheEntry[T any] struct {
@@ -28,11 +28,11 @@ type cacheEntry[T any] struct {
 	exp time.Time
 }
 
-func newBoundedCache[T any](max int) *boundedCache[T] {
-	return &boundedCache[T]{max: max, m: make(map[string]cacheEntry[T])}
+func newBoundedCache[K comparable, T any](max int) *boundedCache[K, T] {
+	return &boundedCache[K, T]{max: max, m: make(map[K]cacheEntry[T])}
 }
 
-func (c *boundedCache[T]) get(key string, now time.Time) (T, bool) {
+func (c *boundedCache[K, T]) get(key K, now time.Time) (T, bool) {
 	c.mu.RLock()
 	e, ok := c.m[key]
 	c.mu.RUnlock()
@@ -43,7 +43,7 @@ func (c *boundedCache[T]) get(key string, now time.Time) (T, bool) {
 	return e.v, true
 }
 
-func (c *boundedCache[T]) put(key string, v T, exp, now time.Time) {
+func (c *boundedCache[K, T]) put(key K, v T, exp, now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if _, ok := c.m[key]; !ok && len(c.m) >= c.max {
@@ -62,7 +62,7 @@ func (c *boundedCache[T]) put(key string, v T, exp, now time.Time) {
 	c.m[key] = cacheEntry[T]{v: v, exp: exp}
 }
 
-func (c *boundedCache[T]) len() int {
+func (c *boundedCache[K, T]) len() int {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	return len(c.m)

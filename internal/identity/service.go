@@ -3,6 +3,7 @@ package identity
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -120,11 +121,11 @@ type Service struct {
 	keys         atomic.Pointer[keyring]
 	keyMu        sync.Mutex // serializes reloads and rotations in this process
 	bus          notify.Bus
-	lastKidMiss  atomic.Int64 // unix nanos of the last store read for an unknown kid
-	keyRetry     atomic.Int64 // unix nanos before which a failed refresh is not retried
-	keysStale    atomic.Bool  // another node rotated: read the keyring before the next use
-	verified     *boundedCache[verifiedToken]
-	tenantsKnown *boundedCache[struct{}]
+	lastKidMiss  atomic.Int64                                    // unix nanos of the last store read for an unknown kid
+	keyRetry     atomic.Int64                                    // unix nanos before which a failed refresh is not retried
+	keysStale    atomic.Bool                                     // another node rotated: read the keyring before the next use
+	verified     *boundedCache[[sha256.Size]byte, verifiedToken] // by SHA-256 of the token
+	tenantsKnown *boundedCache[string, struct{}]
 }
 
 // New returns a Service with its signing keys loaded, creating the first
@@ -172,8 +173,8 @@ func New(ctx context.Context, o Options) (*Service, error) {
 	}
 	s.bus = bus
 	s.bus.Subscribe(topicKeys, func(string) { s.keysStale.Store(true) })
-	s.verified = newBoundedCache[verifiedToken](maxVerifiedCache)
-	s.tenantsKnown = newBoundedCache[struct{}](maxTenantCache)
+	s.verified = newBoundedCache[[sha256.Size]byte, verifiedToken](maxVerifiedCache)
+	s.tenantsKnown = newBoundedCache[string, struct{}](maxTenantCache)
 	if err := s.RotateKeysIfDue(ctx); err != nil {
 		return nil, err
 	}

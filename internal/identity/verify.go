@@ -38,8 +38,7 @@ func (s *Service) Verify(ctx context.Context, token string, sf Surface) (Princip
 		return Principal{}, errInvalidToken("the token is longer than %d bytes", maxTokenLen)
 	}
 	now := s.now()
-	sum := sha256.Sum256([]byte(token))
-	cacheKey := string(sum[:])
+	cacheKey := sha256.Sum256([]byte(token))
 	vt, ok := s.verified.get(cacheKey, now)
 	if !ok {
 		var err error
