@@ -516,14 +516,9 @@ func (s *Server) Close() error {
 
 // Run opens the server, listens on cfg.Listen and serves until ctx ends.
 func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
-	switch {
-	case cfg.HeapHeadroomMiB == 0:
-	case os.Getenv("GOGC") != "":
-		log.Info("GOGC is set: heap-headroom-mib is ignored", "gogc", os.Getenv("GOGC"))
-	default:
-		defer heapgoal.Keep(uint64(cfg.HeapHeadroomMiB) << 20)()
-		log.Info("garbage collector: heap goal kept above the live heap", "heap_headroom_mib", cfg.HeapHeadroomMiB)
-	}
+	pacing, stopKeeping := heapgoal.Keep(uint64(cfg.HeapHeadroomMiB) << 20)
+	defer stopKeeping()
+	log.Info("garbage collector", "pacing", pacing)
 	s, err := Open(ctx, cfg, log, Options{})
 	if err != nil {
 		return err

@@ -282,7 +282,8 @@ the nodes would. Compare with a run against one --endpoint.`,
 				// same name; its first value takes the global's place.
 				g.endpoint = o.endpoints[0]
 			}
-			defer keepBenchHeap()()
+			pacing, stopKeeping := keepBenchHeap()
+			defer stopKeeping()
 			var s *session
 			if !o.baselineOnly {
 				if s, err = g.resolve(); err != nil {
@@ -293,6 +294,7 @@ the nodes would. Compare with a run against one --endpoint.`,
 			if err != nil {
 				return err
 			}
+			rep.GC = pacing
 			if err := rep.print(pr); err != nil {
 				return err
 			}
@@ -1054,26 +1056,17 @@ type benchRun struct {
 // collector pacing serve uses by default (--heap-headroom-mib): a baseline
 // that collected every few milliseconds while the server did not would
 // flatter the server. GOGC in the environment wins, as it does for serve;
-// the zero-server child inherits it and calls this too.
-func keepBenchHeap() (stop func()) {
-	if os.Getenv("GOGC") != "" {
-		return func() {}
-	}
-	return heapgoal.Keep(uint64(config.Default().HeapHeadroomMiB) << 20)
-}
-
-// benchGC says how keepBenchHeap paces the collector.
-func benchGC() string {
-	if g := os.Getenv("GOGC"); g != "" {
-		return "GOGC=" + g
-	}
-	return fmt.Sprintf("heap headroom %d MiB (as serve)", config.Default().HeapHeadroomMiB)
+// the zero-server child inherits it and calls this too. It returns the
+// pacing for the report.
+func keepBenchHeap() (pacing string, stop func()) {
+	pacing, stop = heapgoal.Keep(uint64(config.Default().HeapHeadroomMiB) << 20)
+	return pacing + " (as serve)", stop
 }
 
 func runBench(ctx context.Context, s *session, o *benchOptions, logw io.Writer) (*benchReport, error) {
 	conns := slices.Max(o.concurrency)
 	r := &benchRun{o: o, s: s, log: logw, dek: newDEK(), rep: &benchReport{HTTP: o.proto, CPUs: runtime.NumCPU(),
-		GOMAXPROCS: runtime.GOMAXPROCS(0), GoVersion: runtime.Version(), GC: benchGC(), LoadBefore: loadAvg()}}
+		GOMAXPROCS: runtime.GOMAXPROCS(0), GoVersion: runtime.Version(), LoadBefore: loadAvg()}}
 	defer func() { r.rep.LoadAfter = loadAvg() }()
 	if s != nil {
 		r.rep.Endpoint = s.prof.Endpoint

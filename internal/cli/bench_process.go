@@ -69,7 +69,8 @@ func zeroServerCmd() *cobra.Command {
 		Hidden: true,
 		Args:   cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			defer keepBenchHeap()()
+			_, stopKeeping := keepBenchHeap()
+			defer stopKeeping()
 			z := &zeroServer{}
 			var keyOps, itemOps []string
 			for _, op := range ops {

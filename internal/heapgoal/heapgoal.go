@@ -14,6 +14,8 @@
 package heapgoal
 
 import (
+	"fmt"
+	"os"
 	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
@@ -29,11 +31,11 @@ var keeping atomic.Bool
 // GOGC (4 MiB × GOGC/100), so a high GOGC raises it too.
 const minHeap = 4 << 20
 
-// Percent is the GOGC value that puts the heap goal headroom bytes above
+// percent is the GOGC value that puts the heap goal headroom bytes above
 // live, and never below base. The runtime's goal is the larger of
 // live × (1 + GOGC/100) and minHeap × GOGC/100; both stay within live +
 // headroom.
-func Percent(live, headroom uint64, base int) int {
+func percent(live, headroom uint64, base int) int {
 	p := (live + headroom) * 100 / minHeap
 	if live > 0 {
 		p = min(p, headroom*100/live)
@@ -57,13 +59,21 @@ type keeper struct {
 // tiny allocator, whose blocks would delay that.
 type cycle struct{ _ *keeper }
 
-// Keep starts keeping the heap goal headroom bytes above the live heap,
-// and returns the function that stops it and restores GOGC. It does
-// nothing when the collector is off (GOGC=off), or while another Keep of
-// this process is running.
-func Keep(headroom uint64) (stop func()) {
-	if headroom == 0 || !keeping.CompareAndSwap(false, true) {
-		return func() {}
+// Keep starts keeping the heap goal headroom bytes above the live heap.
+// It returns how the collector is paced, for logs and reports, and the
+// function that stops keeping and restores GOGC. It leaves GOGC alone when
+// the environment sets it (the operator's choice wins), when headroom is
+// 0, when the collector is off, and while another Keep of this process runs.
+func Keep(headroom uint64) (pacing string, stop func()) {
+	nop := func() {}
+	if g := os.Getenv("GOGC"); g != "" {
+		return "GOGC=" + g + " from the environment", nop
+	}
+	if headroom == 0 {
+		return "Go's default", nop
+	}
+	if !keeping.CompareAndSwap(false, true) {
+		return "heap headroom kept by another caller", nop
 	}
 	s := []metrics.Sample{{Name: "/gc/gogc:percent"}}
 	metrics.Read(s)
@@ -73,11 +83,11 @@ func Keep(headroom uint64) (stop func()) {
 	}
 	if base <= 0 {
 		keeping.Store(false)
-		return func() {}
+		return "off", nop
 	}
 	k := &keeper{headroom: headroom, base: base, current: base, sample: []metrics.Sample{{Name: "/gc/heap/live:bytes"}}}
 	k.collected()
-	return k.stop
+	return fmt.Sprintf("heap headroom %d MiB", headroom>>20), k.stop
 }
 
 // collected sets GOGC for the live heap of the last collection and waits
@@ -95,7 +105,7 @@ func (k *keeper) collected() {
 	}
 	// A change within an eighth is not worth a new goal, unless it goes
 	// back to the base.
-	if p := Percent(live, k.headroom, k.base); p != k.current && (p == k.base || abs(p-k.current) > k.current/8) {
+	if p := percent(live, k.headroom, k.base); p != k.current && (p == k.base || abs(p-k.current) > k.current/8) {
 		debug.SetGCPercent(p)
 		k.current = p
 	}

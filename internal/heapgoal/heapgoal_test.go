@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-func TestPercent(t *testing.T) {
+func TestPercentage(t *testing.T) {
 	const mib = 1 << 20
 	for _, c := range []struct {
 		name     string
@@ -26,8 +26,8 @@ func TestPercent(t *testing.T) {
 		{"a few bytes live", 10, 64 * mib, 100, 1600},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			if got := Percent(c.live, c.headroom, c.base); got != c.want {
-				t.Errorf("Percent(%d, %d, %d) = %d, want %d", c.live, c.headroom, c.base, got, c.want)
+			if got := percent(c.live, c.headroom, c.base); got != c.want {
+				t.Errorf("percent(%d, %d, %d) = %d, want %d", c.live, c.headroom, c.base, got, c.want)
 			}
 		})
 	}
@@ -58,9 +58,10 @@ var keepAlive []byte
 // TestKeep follows the goal as the live heap grows past the headroom and
 // shrinks again, and checks that stop restores GOGC.
 func TestKeep(t *testing.T) {
+	t.Setenv("GOGC", "") // the environment would win over Keep
 	const headroom = 32 << 20
 	base := int(read("/gc/gogc:percent"))
-	stop := Keep(headroom)
+	_, stop := Keep(headroom)
 	stopped := false
 	defer func() {
 		if !stopped {
@@ -103,8 +104,9 @@ func TestKeep(t *testing.T) {
 }
 
 func TestKeepOffWithoutHeadroom(t *testing.T) {
+	t.Setenv("GOGC", "") // the environment would win over Keep
 	base := read("/gc/gogc:percent")
-	stop := Keep(0)
+	_, stop := Keep(0)
 	defer stop()
 	runtime.GC()
 	time.Sleep(20 * time.Millisecond)
@@ -116,28 +118,64 @@ func TestKeepOffWithoutHeadroom(t *testing.T) {
 // TestKeepOncePerProcess: GOGC is one per process; a second Keep while the
 // first runs must not take the raised GOGC for its base and leave it set.
 func TestKeepOncePerProcess(t *testing.T) {
+	t.Setenv("GOGC", "") // the environment would win over Keep
 	base := int(read("/gc/gogc:percent"))
-	stop1 := Keep(32 << 20)
+	_, stop1 := Keep(32 << 20)
 	gcUntil(t, "first Keep", func() bool { return int(read("/gc/gogc:percent")) > base })
-	stop2 := Keep(32 << 20)
+	_, stop2 := Keep(32 << 20)
 	stop1()
 	stop2()
 	if p := int(read("/gc/gogc:percent")); p != base {
 		t.Fatalf("after both stopped GOGC is %d, want %d", p, base)
 	}
-	stop3 := Keep(32 << 20)
+	_, stop3 := Keep(32 << 20)
 	defer stop3()
 	gcUntil(t, "Keep after the first stopped", func() bool { return int(read("/gc/gogc:percent")) > base })
 }
 
 func TestKeepLeavesTheCollectorOff(t *testing.T) {
+	t.Setenv("GOGC", "") // the environment would win over Keep
 	old := debug.SetGCPercent(-1)
 	defer debug.SetGCPercent(old)
-	stop := Keep(32 << 20)
+	_, stop := Keep(32 << 20)
 	defer stop()
 	runtime.GC()
 	time.Sleep(20 * time.Millisecond)
 	if p := int(read("/gc/gogc:percent")); p != -1 {
 		t.Fatalf("with GOGC=off, Keep set GOGC to %d", p)
+	}
+}
+
+// TestKeepPacing: what Keep reports is what it did, and GOGC in the
+// environment wins over any headroom.
+func TestKeepPacing(t *testing.T) {
+	base := int(read("/gc/gogc:percent"))
+	for _, tc := range []struct {
+		name, env string
+		headroom  uint64
+		want      string
+		keeps     bool
+	}{
+		{"headroom", "", 32 << 20, "heap headroom 32 MiB", true},
+		{"no headroom", "", 0, "Go's default", false},
+		{"GOGC in the environment", "150", 32 << 20, "GOGC=150 from the environment", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("GOGC", tc.env)
+			pacing, stop := Keep(tc.headroom)
+			defer stop()
+			if pacing != tc.want {
+				t.Errorf("pacing %q, want %q", pacing, tc.want)
+			}
+			if tc.keeps {
+				gcUntil(t, tc.name, func() bool { return int(read("/gc/gogc:percent")) > base })
+				return
+			}
+			runtime.GC()
+			time.Sleep(20 * time.Millisecond)
+			if p := int(read("/gc/gogc:percent")); p != base {
+				t.Errorf("GOGC changed from %d to %d", base, p)
+			}
+		})
 	}
 }
