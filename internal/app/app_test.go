@@ -37,17 +37,17 @@ type server struct {
 	stop   func()
 }
 
-func start(t *testing.T, dataDir string) *server { return startWith(t, dataDir, app.Options{}) }
+func start(t testing.TB, dataDir string) *server { return startWith(t, dataDir, app.Options{}) }
 
 // startWith starts a server with options (a clock for the resource
 // manager, say); the KDF is always the cheap one.
-func startWith(t *testing.T, dataDir string, o app.Options) *server {
+func startWith(t testing.TB, dataDir string, o app.Options) *server {
 	t.Helper()
 	return startConfigured(t, dataDir, o, nil)
 }
 
 // startConfigured is startWith with a change to the configuration.
-func startConfigured(t *testing.T, dataDir string, o app.Options, tune func(*config.Config)) *server {
+func startConfigured(t testing.TB, dataDir string, o app.Options, tune func(*config.Config)) *server {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -96,7 +96,7 @@ func startConfigured(t *testing.T, dataDir string, o app.Options, tune func(*con
 	return srv
 }
 
-func trusting(t *testing.T, caFile string) *http.Client {
+func trusting(t testing.TB, caFile string) *http.Client {
 	t.Helper()
 	pem, err := os.ReadFile(caFile)
 	if err != nil {
@@ -116,7 +116,7 @@ func trusting(t *testing.T, caFile string) *http.Client {
 	}}
 }
 
-func waitHealthy(t *testing.T, s *server) {
+func waitHealthy(t testing.TB, s *server) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -135,7 +135,7 @@ func waitHealthy(t *testing.T, s *server) {
 }
 
 // credential is the official azidentity client pointed at the server.
-func (s *server) credential(t *testing.T, tenant, clientID, secret string) *azidentity.ClientSecretCredential {
+func (s *server) credential(t testing.TB, tenant, clientID, secret string) *azidentity.ClientSecretCredential {
 	t.Helper()
 	c, err := azidentity.NewClientSecretCredential(tenant, clientID, secret, &azidentity.ClientSecretCredentialOptions{
 		ClientOptions: azcore.ClientOptions{
@@ -348,7 +348,7 @@ func TestServerEndToEnd(t *testing.T) {
 	}
 }
 
-func doJSON(t *testing.T, s *server, tok, method, path, body string, out any) int {
+func doJSON(t testing.TB, s *server, tok, method, path, body string, out any) int {
 	t.Helper()
 	req, _ := http.NewRequest(method, s.url+path, strings.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+tok)

@@ -66,7 +66,7 @@ type tenantCreds struct {
 	AdminApp      struct{ ClientID, ClientSecret string }
 }
 
-func (s *server) newTenant(t *testing.T, name string) tenantCreds {
+func (s *server) newTenant(t testing.TB, name string) tenantCreds {
 	t.Helper()
 	op := s.Credentials
 	tok, err := token(context.Background(), s.credential(t, op.TenantID, op.ClientID, op.ClientSecret), armScope)

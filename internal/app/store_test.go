@@ -28,7 +28,7 @@ const (
 // testStore is the store setting for a test server on dataDir. The schema
 // is named after the directory, so a restart on the same directory finds
 // the same data, and it is dropped when the test ends.
-func testStore(t *testing.T, dataDir string) string {
+func testStore(t testing.TB, dataDir string) string {
 	t.Helper()
 	switch kind := os.Getenv(envStore); kind {
 	case "", config.StoreBolt:
@@ -56,7 +56,7 @@ func scratchStore(t *testing.T) string {
 }
 
 // schemaURL creates schema (if missing) and returns the URL selecting it.
-func schemaURL(t *testing.T, schema string) string {
+func schemaURL(t testing.TB, schema string) string {
 	t.Helper()
 	base := os.Getenv(envPostgres)
 	// The first caller owns the schema: a subtest asking again for the
@@ -81,7 +81,7 @@ func schemaURL(t *testing.T, schema string) string {
 // schemas are the test schemas that exist now, by name.
 var schemas sync.Map
 
-func pgExec(t *testing.T, u, sql string) {
+func pgExec(t testing.TB, u, sql string) {
 	t.Helper()
 	ctx := context.WithoutCancel(t.Context()) // cleanups run after t.Context ends
 	conn, err := pgx.Connect(ctx, u)

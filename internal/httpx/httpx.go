@@ -57,7 +57,7 @@ func (rt Route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if timeout == 0 {
 		timeout = DefaultTimeout
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), timeout)
+	ctx, cancel := withDeadline(r.Context(), time.Now().Add(timeout))
 	defer cancel()
 	r = r.WithContext(ctx)
 	if r.Body != nil {

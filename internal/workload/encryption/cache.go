@@ -7,29 +7,29 @@ import (
 	"time"
 
 	"github.com/customerkey/customerkey/internal/envelope"
-	"github.com/customerkey/customerkey/internal/secret"
 )
 
 // entry is a loaded scope: its record as of one storage version and its
-// unwrapped key. It is immutable once built, except for refs: the cache
-// holds one reference while the entry is cached and every request one
-// while it uses the key, and the key is wiped when the last one is
-// released, so that evicting an entry never pulls the key from under a
-// request still deriving item keys from it.
+// unwrapped key, as the precomputed item key derivation. It is immutable
+// once built, except for refs: the cache holds one reference while the
+// entry is cached and every request one while it uses the key, and the
+// key is wiped when the last one is released, so that evicting an entry
+// never pulls the key from under a request still deriving item keys from
+// it.
 type entry struct {
 	refs    atomic.Int32
 	expires time.Time
 
 	scope   Scope
 	allowed map[string]bool // principal object ids
-	key     secret.Bytes    // the scope key
+	items   itemKDF         // derives item keys from the scope key
 	sealer  *envelope.Sealer
 }
 
 // release drops one reference and wipes the key with the last.
 func (e *entry) release() {
 	if e.refs.Add(-1) == 0 {
-		e.key.Wipe()
+		e.items.wipe()
 	}
 }
 
@@ -143,7 +143,7 @@ func (c *cache) run(ctx context.Context, k cacheKey, cl *call, gen uint64, load 
 		}
 		if n == 0 {
 			// Every waiter gave up and nothing keeps it.
-			e.key.Wipe()
+			e.items.wipe()
 		}
 		e.refs.Store(n)
 	}

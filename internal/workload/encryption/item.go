@@ -4,8 +4,8 @@ import (
 	"context"
 	"crypto/aes"
 	"crypto/cipher"
-	"crypto/hkdf"
 	"crypto/sha256"
+	"encoding"
 	"encoding/binary"
 	"io"
 
@@ -99,20 +99,84 @@ func itemHeader(b []byte) (name []byte, version uint32, n int, err error) {
 	return name, binary.BigEndian.Uint32(b[fixed+nl:]), n, nil
 }
 
-// itemAEAD derives the item key of header for tenant tid and returns its
-// AEAD. The derived key is wiped as soon as the cipher is built.
-func itemAEAD(scopeKey secret.Bytes, tid string, header []byte) (cipher.AEAD, error) {
-	info := make([]byte, 0, len(itemKeyInfo)+len(tid)+1+len(header))
-	info = append(info, itemKeyInfo...)
-	info = append(info, tid...)
-	info = append(info, 0)
-	info = append(info, header...)
-	k, err := hkdf.Expand(sha256.New, scopeKey.Reveal(), string(info), 32)
+// itemKDF derives item keys from a scope key: HKDF-SHA256-Expand to one
+// block, which is HMAC-SHA256(scope key, info || 0x01). It keeps the hash
+// states after the two padded keys (the precomputation of RFC 2104 §4),
+// so that each item hashes only its own info instead of starting HMAC
+// over: about a third of the time, and no allocation but the hash. The
+// states stand for the scope key and are wiped with it.
+type itemKDF struct{ inner, outer secret.Bytes }
+
+// newItemKDF precomputes the item key derivation of a scope key.
+func newItemKDF(scopeKey secret.Bytes) (itemKDF, error) {
+	k := scopeKey.Reveal()
+	if len(k) != 32 {
+		return itemKDF{}, errkind.Errorf(errkind.Internal, "encryption: a scope key is 32 bytes, got %d", len(k))
+	}
+	var pad [sha256.BlockSize]byte
+	defer secret.Wipe(pad[:])
+	state := func(b byte) (secret.Bytes, error) {
+		for i := range pad {
+			pad[i] = b
+		}
+		for i, c := range k {
+			pad[i] ^= c
+		}
+		h := sha256.New()
+		defer h.Reset()
+		h.Write(pad[:])
+		st, err := h.(encoding.BinaryMarshaler).MarshalBinary()
+		if err != nil {
+			return secret.Bytes{}, errkind.Wrap(errkind.Internal, "encryption: precomputing the item key derivation", err)
+		}
+		return secret.New(st), nil
+	}
+	inner, err := state(0x36)
 	if err != nil {
+		return itemKDF{}, err
+	}
+	outer, err := state(0x5c)
+	if err != nil {
+		inner.Wipe()
+		return itemKDF{}, err
+	}
+	return itemKDF{inner: inner, outer: outer}, nil
+}
+
+// zeroByte ends the tenant id in an item key's info and firstBlock is
+// HKDF's block counter; package variables, so that writing them to the
+// hash allocates nothing.
+var zeroByte, firstBlock = []byte{0}, []byte{1}
+
+func (d *itemKDF) wipe() {
+	d.inner.Wipe()
+	d.outer.Wipe()
+}
+
+// aead derives the item key of header for tenant tid and returns its
+// AEAD. The derived key is wiped as soon as the cipher is built.
+func (d itemKDF) aead(tid string, header []byte) (cipher.AEAD, error) {
+	h := sha256.New()
+	defer h.Reset()
+	u := h.(encoding.BinaryUnmarshaler)
+	if err := u.UnmarshalBinary(d.inner.Reveal()); err != nil {
 		return nil, errkind.Wrap(errkind.Internal, "encryption: deriving the item key", err)
 	}
-	defer secret.Wipe(k)
-	block, err := aes.NewCipher(k)
+	// info is the label, the tenant id, a zero byte and the header.
+	_, _ = io.WriteString(h, itemKeyInfo)
+	_, _ = io.WriteString(h, tid)
+	_, _ = h.Write(zeroByte)
+	_, _ = h.Write(header)
+	_, _ = h.Write(firstBlock)
+	var k [sha256.Size]byte
+	defer secret.Wipe(k[:])
+	h.Sum(k[:0])
+	if err := u.UnmarshalBinary(d.outer.Reveal()); err != nil {
+		return nil, errkind.Wrap(errkind.Internal, "encryption: deriving the item key", err)
+	}
+	_, _ = h.Write(k[:])
+	h.Sum(k[:0])
+	block, err := aes.NewCipher(k[:])
 	if err != nil {
 		return nil, errkind.Wrap(errkind.Internal, "encryption: building the item cipher", err)
 	}
@@ -157,7 +221,7 @@ func (s *Service) Encrypt(ctx context.Context, c directory.Caller, tenantID, nam
 		return nil, errkind.Wrap(errkind.Internal, "encryption: reading random bytes for an item", err)
 	}
 	dst = append(dst, salt[:]...)
-	aead, err := itemAEAD(e.key, tid, dst[start:])
+	aead, err := e.items.aead(tid, dst[start:])
 	if err != nil {
 		return nil, err
 	}
@@ -200,7 +264,7 @@ func (s *Service) Decrypt(ctx context.Context, c directory.Caller, tenantID, nam
 	if version != e.scope.KeyVersion {
 		return nil, ErrDecrypt
 	}
-	aead, err := itemAEAD(e.key, tid, ciphertext[:n])
+	aead, err := e.items.aead(tid, ciphertext[:n])
 	if err != nil {
 		return nil, err
 	}

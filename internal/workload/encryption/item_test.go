@@ -3,8 +3,14 @@ package encryption
 import (
 	"bytes"
 	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hkdf"
 	"crypto/rand"
+	"crypto/sha256"
 	"errors"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -376,7 +382,7 @@ func TestEvictionWipesAfterUse(t *testing.T) {
 	c := newCache(time.Minute, 2, func() time.Time { return now })
 	load := func(name string) func(context.Context) (*entry, error) {
 		return func(context.Context) (*entry, error) {
-			return &entry{key: secret.Copy([]byte("key of " + name)), scope: Scope{Name: name}}, nil
+			return &entry{items: testItemKDF(t, name), scope: Scope{Name: name}}, nil
 		}
 	}
 	ctx := context.Background()
@@ -384,13 +390,13 @@ func TestEvictionWipesAfterUse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	raw := a.key.Reveal()
+	raw := a.items.inner.Reveal()
 	c.invalidate(cacheKey{"t", "a"})
-	if a.key.IsZero() || raw[0] == 0 {
+	if a.items.inner.IsZero() || !slices.ContainsFunc(raw, func(b byte) bool { return b != 0 }) {
 		t.Fatal("the key was wiped while a request still held it")
 	}
 	a.release()
-	if !a.key.IsZero() || raw[0] != 0 {
+	if !a.items.inner.IsZero() || !a.items.outer.IsZero() || slices.ContainsFunc(raw, func(b byte) bool { return b != 0 }) {
 		t.Error("the key was not wiped after the last reference was released")
 	}
 	if a.acquire() {
@@ -412,7 +418,7 @@ func TestEvictionWipesAfterUse(t *testing.T) {
 	}
 	wiped := 0
 	for _, e := range got {
-		if e.key.IsZero() {
+		if e.items.inner.IsZero() {
 			wiped++
 		}
 	}
@@ -434,7 +440,7 @@ func TestEvictionWipesAfterUse(t *testing.T) {
 func TestWaiterGivesUp(t *testing.T) {
 	c := newCache(time.Minute, 10, time.Now)
 	release := make(chan struct{})
-	loaded := &entry{key: secret.Copy([]byte("k"))}
+	loaded := &entry{items: testItemKDF(t, "k")}
 	load := func(context.Context) (*entry, error) { <-release; return loaded, nil }
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
@@ -465,4 +471,66 @@ func TestWaiterGivesUp(t *testing.T) {
 		t.Errorf("refs = %d, want 2 (the cache and this request; none for the one that gave up)", n)
 	}
 	e.release()
+}
+
+// testItemKDF is the item key derivation of a scope key made from seed.
+func testItemKDF(t *testing.T, seed string) itemKDF {
+	t.Helper()
+	k := sha256.Sum256([]byte(seed))
+	d, err := newItemKDF(secret.Copy(k[:]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// TestItemKDFIsHKDF checks the precomputed derivation against
+// crypto/hkdf's: items written before it existed must still open.
+func TestItemKDFIsHKDF(t *testing.T) {
+	for _, tc := range []struct {
+		name, tid string
+		headerLen int
+	}{
+		{"short header", "00000000-0000-0000-0000-000000000001", 1},
+		{"item header", "11111111-2222-3333-4444-555555555555", len(itemMagic) + 1 + 8 + 4 + saltLen},
+		{"longest scope name", "66666666-7777-8888-9999-aaaaaaaaaaaa", len(itemMagic) + 1 + 63 + 4 + saltLen},
+		{"info across blocks", strings.Repeat("t", 100), 200},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			key := make([]byte, 32)
+			header := make([]byte, tc.headerLen)
+			_, _ = rand.Read(key)
+			_, _ = rand.Read(header)
+			d, err := newItemKDF(secret.Copy(key))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := d.aead(tc.tid, header)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := hkdf.Expand(sha256.New, key, itemKeyInfo+tc.tid+"\x00"+string(header), 32)
+			if err != nil {
+				t.Fatal(err)
+			}
+			block, err := aes.NewCipher(want)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ref, err := cipher.NewGCMWithRandomNonce(block)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Each opens what the other sealed only if the keys are equal.
+			if _, err := ref.Open(nil, nil, got.Seal(nil, nil, []byte("item"), nil), nil); err != nil {
+				t.Error("an item sealed with the precomputed derivation does not open with HKDF's key")
+			}
+			if _, err := got.Open(nil, nil, ref.Seal(nil, nil, []byte("item"), nil), nil); err != nil {
+				t.Error("an item sealed with HKDF's key does not open with the precomputed derivation")
+			}
+		})
+	}
+	if _, err := newItemKDF(secret.Copy(make([]byte, 16))); err == nil {
+		t.Error("a 16-byte scope key was accepted")
+	}
 }

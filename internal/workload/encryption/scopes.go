@@ -439,12 +439,16 @@ func (s *Service) load(ctx context.Context, tid, name string) (*entry, error) {
 	if err != nil {
 		return nil, err
 	}
+	defer key.Wipe()
 	sealer, err := envelope.NewSealer(key, name, rec.KeyVersion)
 	if err != nil {
-		key.Wipe()
 		return nil, err
 	}
-	e := &entry{scope: rec.Scope, key: key, sealer: sealer, allowed: make(map[string]bool, len(rec.Principals))}
+	items, err := newItemKDF(key)
+	if err != nil {
+		return nil, err
+	}
+	e := &entry{scope: rec.Scope, items: items, sealer: sealer, allowed: make(map[string]bool, len(rec.Principals))}
 	for _, p := range rec.Principals {
 		e.allowed[p] = true
 	}

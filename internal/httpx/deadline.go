@@ -1,0 +1,111 @@
+package httpx
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// withDeadline is context.WithDeadline for a request's timeout, except
+// that it arms no timer until something waits on Done. Most requests end
+// without waiting on anything (a cached key, one item sealed), and for
+// them the runtime timer and the registration with the parent context
+// that context.WithDeadline makes up front cost more than their work.
+// Once Done is asked for, the context is a real context.WithDeadline, so
+// everything derived from it from then on behaves as with the standard
+// library, children attached without a goroutine included.
+func withDeadline(parent context.Context, d time.Time) (context.Context, context.CancelFunc) {
+	if pd, ok := parent.Deadline(); ok && pd.Before(d) {
+		d = pd
+	}
+	c := &deadlineCtx{parent: parent, deadline: d}
+	return c, c.release
+}
+
+// armedCtx is the standard context a deadlineCtx becomes.
+type armedCtx struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+type deadlineCtx struct {
+	parent   context.Context
+	deadline time.Time
+
+	armed atomic.Pointer[armedCtx]
+	mu    sync.Mutex
+	ended error // why it ended while unarmed; then it is never armed
+}
+
+// closed is the Done channel of a context that ended before anything
+// waited on it.
+var closed = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+func (c *deadlineCtx) Deadline() (time.Time, bool) { return c.deadline, true }
+
+func (c *deadlineCtx) Done() <-chan struct{} {
+	if a := c.armed.Load(); a != nil {
+		return a.ctx.Done()
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if a := c.armed.Load(); a != nil {
+		return a.ctx.Done()
+	}
+	if c.endedLocked() != nil {
+		return closed
+	}
+	ctx, cancel := context.WithDeadline(c.parent, c.deadline)
+	c.armed.Store(&armedCtx{ctx: ctx, cancel: cancel})
+	return ctx.Done()
+}
+
+func (c *deadlineCtx) Err() error {
+	if a := c.armed.Load(); a != nil {
+		return a.ctx.Err()
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if a := c.armed.Load(); a != nil {
+		return a.ctx.Err()
+	}
+	return c.endedLocked()
+}
+
+// endedLocked reports whether an unarmed context has ended, and if it
+// has, keeps the reason so that Err never changes afterwards.
+func (c *deadlineCtx) endedLocked() error {
+	if c.ended == nil {
+		if err := c.parent.Err(); err != nil {
+			c.ended = err
+		} else if !time.Now().Before(c.deadline) {
+			c.ended = context.DeadlineExceeded
+		}
+	}
+	return c.ended
+}
+
+func (c *deadlineCtx) Value(key any) any {
+	if a := c.armed.Load(); a != nil {
+		return a.ctx.Value(key)
+	}
+	return c.parent.Value(key)
+}
+
+// release is the context's CancelFunc.
+func (c *deadlineCtx) release() {
+	c.mu.Lock()
+	a := c.armed.Load()
+	if a == nil && c.endedLocked() == nil {
+		c.ended = context.Canceled
+	}
+	c.mu.Unlock()
+	if a != nil {
+		a.cancel()
+	}
+}
+
+func (c *deadlineCtx) String() string {
+	return "httpx.withDeadline(" + c.deadline.String() + ")"
+}
