@@ -16,6 +16,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/customerkey/customerkey/internal/identity"
 )
 
 // BenchmarkEncryptItemHandler runs a 4 KiB encrypt request through the
@@ -71,6 +73,8 @@ func BenchmarkEncryptItemHandler(b *testing.B) {
 		client := func() func() {
 			body := bytes.NewReader(item)
 			req := httptest.NewRequest(http.MethodPost, base+"/bench/encrypt", nil)
+			// As served on one keep-alive connection (http.Server.ConnContext).
+			req = req.WithContext(identity.WithConnectionMemo(context.Background(), nil))
 			req.Host = u.Host
 			req.Header.Set("Authorization", "Bearer "+tok)
 			req.Header.Set("Content-Type", "application/octet-stream")

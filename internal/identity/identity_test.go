@@ -301,14 +301,25 @@ func TestVerify(t *testing.T) {
 			"tenant " + unknownTenant + " does not exist"},
 		{"no exp", mint(jwt.Claims{Issuer: iss, Audience: jwt.Audience{vaultRes}, IssuedAt: jwt.NewNumericDate(now)}, app(a)), identity.KeyVault, "lacks exp"},
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			_, err := e.svc.Verify(ctx, tc.token, tc.sf)
-			wantErr(t, err, errkind.Unauthenticated, identity.CodeInvalidToken, tc.contains)
-			if tc.token != "" && strings.Contains(err.Error(), tc.token) {
-				t.Errorf("the error echoes the token: %v", err)
-			}
-		})
+	// Each refusal holds as well on a connection whose memo holds a good
+	// token (verified just before, as a client's earlier request).
+	conn := identity.WithConnectionMemo(ctx, nil)
+	if _, err := e.svc.Verify(conn, e.appToken(vaultRes+"/.default"), identity.KeyVault); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		ctx  context.Context
+	}{{"", ctx}, {"on a connection/", conn}} {
+		for _, tc := range tests {
+			t.Run(c.name+tc.name, func(t *testing.T) {
+				_, err := e.svc.Verify(c.ctx, tc.token, tc.sf)
+				wantErr(t, err, errkind.Unauthenticated, identity.CodeInvalidToken, tc.contains)
+				if tc.token != "" && strings.Contains(err.Error(), tc.token) {
+					t.Errorf("the error echoes the token: %v", err)
+				}
+			})
+		}
 	}
 
 	t.Run("skew", func(t *testing.T) {
@@ -802,14 +813,73 @@ func queryParam(t *testing.T, rawURL, name string) string {
 
 // BenchmarkVerify measures the hot path: a token seen before, so that no
 // store read and no RSA verification happens.
+// TestVerifyConnectionMemo checks that the token remembered for a
+// connection is used only for that very token, and that the checks that
+// depend on the request and the time still run.
+func TestVerifyConnectionMemo(t *testing.T) {
+	e := newEnv(t)
+	conn := identity.WithConnectionMemo(context.Background(), nil)
+	tokA := e.appToken(vaultRes + "/.default")
+	pA, err := e.svc.Verify(conn, tokA, identity.KeyVault)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Another principal's token on the same connection (a proxy's
+	// connection carries many clients) is its own principal.
+	tokB, err := identity.MintForTest(e.svc,
+		jwt.Claims{Issuer: publicURL + "/" + e.b.Tenant.ID + "/v2.0", Subject: e.b.AdminSP.ID, Audience: jwt.Audience{vaultRes},
+			IssuedAt: jwt.NewNumericDate(e.clock.Now()), NotBefore: jwt.NewNumericDate(e.clock.Now()), Expiry: jwt.NewNumericDate(e.clock.Now().Add(time.Hour))},
+		map[string]any{"tid": e.b.Tenant.ID, "oid": e.b.AdminSP.ID, "appid": e.b.AdminApp.AppID, "azp": e.b.AdminApp.AppID, "idtyp": "app", "ver": "2.0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pB, err := e.svc.Verify(conn, tokB, identity.KeyVault)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pB.TenantID != e.b.Tenant.ID || pB.ObjectID == pA.ObjectID {
+		t.Errorf("the second token on a connection gave %s in %s, want %s in %s", pB.ObjectID, pB.TenantID, e.b.AdminSP.ID, e.b.Tenant.ID)
+	}
+	// A token that differs from the remembered one in one character of
+	// its signature (not the last, which also carries base64's padding
+	// bits) is verified, and refused.
+	i := len(tokB) - 5
+	repl := "A"
+	if tokB[i] == 'A' {
+		repl = "B"
+	}
+	tampered := tokB[:i] + repl + tokB[i+1:]
+	if _, err := e.svc.Verify(conn, tampered, identity.KeyVault); err == nil {
+		t.Error("a token that differs from the remembered one in its signature was accepted")
+	}
+	if p, err := e.svc.Verify(conn, tokB, identity.KeyVault); err != nil || p.ObjectID != pB.ObjectID {
+		t.Errorf("the remembered token after a refused one = %v, %v", p.ObjectID, err)
+	}
+	// The audience and the expiry are checked on every use.
+	_, err = e.svc.Verify(conn, tokB, identity.Graph)
+	wantErr(t, err, errkind.Unauthenticated, identity.CodeInvalidToken, "not accepted by Microsoft Graph")
+	e.clock.Advance(time.Hour + 6*time.Minute)
+	_, err = e.svc.Verify(conn, tokB, identity.KeyVault)
+	wantErr(t, err, errkind.Unauthenticated, identity.CodeInvalidToken, "the token has expired")
+}
+
 func BenchmarkVerify(b *testing.B) {
 	e := newEnv(b)
 	tok := e.appToken(vaultRes + "/.default")
-	ctx := context.Background()
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := e.svc.Verify(ctx, tok, identity.KeyVault); err != nil {
-			b.Fatal(err)
-		}
+	for _, c := range []struct {
+		name string
+		ctx  context.Context
+	}{
+		{"shared cache", context.Background()},
+		{"connection memo", identity.WithConnectionMemo(context.Background(), nil)},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := e.svc.Verify(c.ctx, tok, identity.KeyVault); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"net"
 	"strings"
+	"sync"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
@@ -38,15 +40,19 @@ func (s *Service) Verify(ctx context.Context, token string, sf Surface) (Princip
 		return Principal{}, errInvalidToken("the token is longer than %d bytes", maxTokenLen)
 	}
 	now := s.now()
-	cacheKey := sha256.Sum256([]byte(token))
-	vt, ok := s.verified.get(cacheKey, now)
+	memo, _ := ctx.Value(connMemoKey{}).(*connMemo)
+	vt, ok := memo.get(token)
 	if !ok {
-		var err error
-		if vt, err = s.verifySignature(ctx, token); err != nil {
-			return Principal{}, err
+		cacheKey := sha256.Sum256([]byte(token))
+		if vt, ok = s.verified.get(cacheKey, now); !ok {
+			var err error
+			if vt, err = s.verifySignature(ctx, token); err != nil {
+				return Principal{}, err
+			}
+			// Cached until expiry plus skew; the time checks below still run.
+			s.verified.put(cacheKey, vt, vt.p.ExpiresAt.Add(ClockSkew), now)
 		}
-		// Cached until expiry plus skew; the time checks below still run.
-		s.verified.put(cacheKey, vt, vt.p.ExpiresAt.Add(ClockSkew), now)
+		memo.put(token, vt)
 	}
 	p := vt.p
 	switch {
@@ -149,4 +155,49 @@ func (s *Service) tenantExists(ctx context.Context, tid string, now time.Time) e
 	}
 	s.tenantsKnown.put(tid, struct{}{}, now.Add(tenantCacheTTL), now)
 	return nil
+}
+
+// connMemo is the last token verified on one client connection. Clients
+// send the same token with every request of a connection until it
+// expires, and comparing it with the one verified before costs a few
+// nanoseconds where hashing it for the shared cache costs a microsecond.
+// It holds what the shared cache holds (a token whose signature was
+// checked), so Verify's time, audience and tenant checks still run on
+// every use. The comparison is not constant-time: what varies with it is
+// how long a prefix matches, and a token's prefix is its public header
+// and claims; its signature, at the end, cannot be guessed a block at a
+// time.
+type connMemo struct {
+	mu    sync.Mutex // HTTP/2 serves a connection's requests concurrently
+	token string
+	vt    verifiedToken
+}
+
+type connMemoKey struct{}
+
+// WithConnectionMemo returns ctx with room for the last token verified on
+// one client connection: an HTTP server sets it as http.Server.ConnContext.
+func WithConnectionMemo(ctx context.Context, _ net.Conn) context.Context {
+	return context.WithValue(ctx, connMemoKey{}, &connMemo{})
+}
+
+func (m *connMemo) get(token string) (verifiedToken, bool) {
+	if m == nil {
+		return verifiedToken{}, false
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.token == "" || m.token != token {
+		return verifiedToken{}, false
+	}
+	return m.vt, true
+}
+
+func (m *connMemo) put(token string, vt verifiedToken) {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	m.token, m.vt = token, vt
+	m.mu.Unlock()
 }
