@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -70,7 +71,7 @@ func BenchmarkEncryptItemHandler(b *testing.B) {
 	}{{"server", s.Handler()}, {"zero", zero}} {
 		// Each client reuses its request and response writer, so that
 		// what is measured is the handler, not the harness.
-		client := func() func() {
+		client := func() func() error {
 			body := bytes.NewReader(item)
 			req := httptest.NewRequest(http.MethodPost, base+"/bench/encrypt", nil)
 			// As served on one keep-alive connection (http.Server.ConnContext).
@@ -80,24 +81,29 @@ func BenchmarkEncryptItemHandler(b *testing.B) {
 			req.Header.Set("Content-Type", "application/octet-stream")
 			req.ContentLength = int64(len(item))
 			w := &discardWriter{h: http.Header{}}
-			return func() {
+			return func() error {
 				body.Reset(item)
 				req.Body = io.NopCloser(body)
 				clear(w.h)
 				w.code, w.n = 0, 0
 				tc.h.ServeHTTP(w, req)
 				if w.code != http.StatusOK || w.n < len(item) {
-					b.Fatalf("encrypt = %d, %d bytes", w.code, w.n)
+					return fmt.Errorf("%s: encrypt = %d, %d bytes", tc.name, w.code, w.n)
 				}
+				return nil
 			}
 		}
-		client()() // warms the scope cache
+		if err := client()(); err != nil { // also warms the scope cache
+			b.Fatal(err)
+		}
 		b.Run(tc.name, func(b *testing.B) {
 			b.SetBytes(int64(len(item)))
 			b.ReportAllocs()
 			serve := client()
 			for b.Loop() {
-				serve()
+				if err := serve(); err != nil {
+					b.Fatal(err)
+				}
 			}
 		})
 		b.Run(tc.name+"/parallel", func(b *testing.B) {
@@ -106,7 +112,10 @@ func BenchmarkEncryptItemHandler(b *testing.B) {
 			b.RunParallel(func(pb *testing.PB) {
 				serve := client()
 				for pb.Next() {
-					serve()
+					if err := serve(); err != nil {
+						b.Error(err) // not Fatal: this is not the benchmark's goroutine
+						return
+					}
 				}
 			})
 		})

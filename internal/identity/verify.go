@@ -29,7 +29,9 @@ type verifiedToken struct {
 
 // Verify checks an access token for surface sf and returns its subject.
 // In the common case it reads nothing from the store: keys, verified
-// tokens and known tenants are cached in memory (bounded). Every failure
+// tokens and known tenants are cached in memory (bounded), and a token
+// sent again on the same client connection (WithConnectionMemo) is not
+// even hashed. Every failure
 // is errkind.Unauthenticated with Code "invalid_token" and a message that
 // says what is wrong, never the token.
 func (s *Service) Verify(ctx context.Context, token string, sf Surface) (Principal, error) {

@@ -124,7 +124,7 @@ func newItemKDF(scopeKey secret.Bytes) (itemKDF, error) {
 		}
 		h := sha256.New()
 		defer h.Reset()
-		h.Write(pad[:])
+		_, _ = h.Write(pad[:])
 		st, err := h.(encoding.BinaryMarshaler).MarshalBinary()
 		if err != nil {
 			return secret.Bytes{}, errkind.Wrap(errkind.Internal, "encryption: precomputing the item key derivation", err)
