@@ -684,7 +684,7 @@ func (w *rbacWorld) newApp(t *testing.T, name string) (string, azcore.TokenCrede
 }
 
 // servicePrincipalOf returns the object id of the service principal of appID.
-func servicePrincipalOf(t *testing.T, s *server, graphTok, appID string) string {
+func servicePrincipalOf(t testing.TB, s *server, graphTok, appID string) string {
 	t.Helper()
 	var sp struct {
 		Value []struct{ ID string } `json:"value"`

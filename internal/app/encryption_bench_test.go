@@ -6,15 +6,12 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
-	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 
@@ -34,12 +31,18 @@ import (
 func BenchmarkEncryptItemHandler(b *testing.B) {
 	s := start(b, b.TempDir())
 	c := s.newTenant(b, "Bench")
-	tok, err := token(context.Background(), s.credential(b, c.TenantID, c.AdminApp.ClientID, c.AdminApp.ClientSecret), armScope)
+	cred := s.credential(b, c.TenantID, c.AdminApp.ClientID, c.AdminApp.ClientSecret)
+	tok, err := token(context.Background(), cred, armScope)
 	if err != nil {
 		b.Fatal(err)
 	}
+	graphTok, err := token(context.Background(), cred, graphScope)
+	if err != nil {
+		b.Fatal(err)
+	}
+	sp := servicePrincipalOf(b, s, graphTok, c.AdminApp.ClientID)
 	base := "/customerkey/v1/tenants/" + c.TenantID + "/encryption/scopes"
-	if code := doJSON(b, s, tok, http.MethodPost, base, `{"name":"bench","principals":["`+tokenOID(b, tok)+`"]}`, nil); code != http.StatusCreated {
+	if code := doJSON(b, s, tok, http.MethodPost, base, `{"name":"bench","principals":["`+sp+`"]}`, nil); code != http.StatusCreated {
 		b.Fatalf("creating the scope = %d", code)
 	}
 	u, err := url.Parse(s.url)
@@ -140,24 +143,4 @@ func (w *discardWriter) Write(p []byte) (int, error) {
 	w.WriteHeader(http.StatusOK)
 	w.n += len(p)
 	return len(p), nil
-}
-
-// tokenOID reads the object id claim of a token the server issued.
-func tokenOID(t testing.TB, tok string) string {
-	t.Helper()
-	parts := strings.Split(tok, ".")
-	if len(parts) != 3 {
-		t.Fatalf("a token of %d parts", len(parts))
-	}
-	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
-	if err != nil {
-		t.Fatal(err)
-	}
-	var claims struct {
-		OID string `json:"oid"`
-	}
-	if err := json.Unmarshal(payload, &claims); err != nil || claims.OID == "" {
-		t.Fatalf("no oid claim in the token: %v", err)
-	}
-	return claims.OID
 }
