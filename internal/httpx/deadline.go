@@ -44,15 +44,26 @@ var closed = func() chan struct{} { c := make(chan struct{}); close(c); return c
 
 func (c *deadlineCtx) Deadline() (time.Time, bool) { return c.deadline, true }
 
-func (c *deadlineCtx) Done() <-chan struct{} {
+// lockUnarmed returns the armed context if there is one; otherwise it
+// returns nil with c.mu held, and the context stays unarmed until the
+// caller unlocks.
+func (c *deadlineCtx) lockUnarmed() *armedCtx {
 	if a := c.armed.Load(); a != nil {
-		return a.ctx.Done()
+		return a
 	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if a := c.armed.Load(); a != nil {
+		c.mu.Unlock()
+		return a
+	}
+	return nil
+}
+
+func (c *deadlineCtx) Done() <-chan struct{} {
+	if a := c.lockUnarmed(); a != nil {
 		return a.ctx.Done()
 	}
+	defer c.mu.Unlock()
 	if c.endedLocked() != nil {
 		return closed
 	}
@@ -62,14 +73,10 @@ func (c *deadlineCtx) Done() <-chan struct{} {
 }
 
 func (c *deadlineCtx) Err() error {
-	if a := c.armed.Load(); a != nil {
+	if a := c.lockUnarmed(); a != nil {
 		return a.ctx.Err()
 	}
-	c.mu.Lock()
 	defer c.mu.Unlock()
-	if a := c.armed.Load(); a != nil {
-		return a.ctx.Err()
-	}
 	return c.endedLocked()
 }
 
@@ -95,14 +102,13 @@ func (c *deadlineCtx) Value(key any) any {
 
 // release is the context's CancelFunc.
 func (c *deadlineCtx) release() {
-	c.mu.Lock()
-	a := c.armed.Load()
-	if a == nil && c.endedLocked() == nil {
-		c.ended = context.Canceled
-	}
-	c.mu.Unlock()
-	if a != nil {
+	if a := c.lockUnarmed(); a != nil {
 		a.cancel()
+		return
+	}
+	defer c.mu.Unlock()
+	if c.endedLocked() == nil {
+		c.ended = context.Canceled
 	}
 }
 
